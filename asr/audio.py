@@ -1,0 +1,90 @@
+"""Reading audio: any file soundfile can decode becomes 16 kHz mono float32.
+
+`load_audio` is the single entry point for audio in the toolkit (training data,
+evaluation and transcription all go through it). Every way a file can be unusable
+(missing, empty, not audio, corrupt, zero samples) raises `AudioError`, whose
+message names the file, so callers can report one line and carry on.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+SAMPLE_RATE = 16000  # Hz; every model in the toolkit works at this rate
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used. The message starts with the file's path."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
+    """Return (duration in seconds, sample rate, channels) without decoding the samples."""
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from None
+    if info.frames <= 0:
+        raise AudioError(path, "contains no audio samples")
+    return info.frames / info.samplerate, info.samplerate, info.channels
+
+
+def load_audio(
+    path: str | os.PathLike, offset: float = 0.0, duration: float | None = None
+) -> np.ndarray:
+    """Decode `path` (or the span [offset, offset + duration) seconds of it).
+
+    Returns float32 samples `(samples,)` at SAMPLE_RATE, channels averaged to mono.
+    Raises AudioError for anything that is not usable audio.
+    """
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            start = int(round(offset * rate))
+            if start:
+                f.seek(min(start, f.frames))
+            frames = -1 if duration is None else int(round(duration * rate))
+            data = f.read(frames, dtype="float32", always_2d=True)  # (samples, channels)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from None
+    if data.shape[0] == 0:
+        where = f" at offset {offset:.2f}s" if offset else ""
+        raise AudioError(path, f"contains no audio samples{where}")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "decoded samples contain NaN or infinity (corrupt file?)")
+    mono = data.mean(axis=1)  # (samples,)
+    return resample(mono, rate)
+
+
+def resample(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Resample mono float32 `(samples,)` from `rate` to SAMPLE_RATE (band-limited sinc)."""
+    if rate == SAMPLE_RATE:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples)), rate, SAMPLE_RATE)
+    return out.numpy().astype(np.float32, copy=False)
+
+
+def _check_file(path: str | os.PathLike) -> None:
+    if not os.path.exists(path):
+        raise AudioError(path, "file not found")
+    if os.path.isdir(path):
+        raise AudioError(path, "is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+
+
+def _short(err: Exception) -> str:
+    """libsndfile messages repeat the path and span lines; keep only the reason."""
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text.split(": ", 1)[-1] if "Error opening" in text else text

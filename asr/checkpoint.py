@@ -1,0 +1,108 @@
+"""Self-describing checkpoints and `load_model`.
+
+A checkpoint is a dict saved with torch.save:
+    format          CHECKPOINT_FORMAT
+    asr_version     version of this package that wrote it
+    torch_version   version of torch that wrote it
+    model_config    ModelConfig fields
+    feature_config  FeatureConfig fields
+    vocab           tokenizer vocabulary (list of symbols, blank first)
+    decoding        DecodingOptions fields to use by default (may be empty)
+    model_state_dict
+    train_state     optional: optimizer, step, sampler position, RNG (resume only)
+
+Files are written to a temp file and renamed, so a kill at any moment leaves
+either the old checkpoint or the new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from asr import __version__
+from asr.features import FeatureConfig
+from asr.model import CTCModel, ModelConfig
+from asr.text import CharTokenizer
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable asr checkpoint."""
+
+
+@dataclass
+class LoadedModel:
+    """Everything needed to turn audio into text with a trained model."""
+
+    model: CTCModel
+    features: FeatureConfig
+    tokenizer: CharTokenizer
+    decoding: dict = field(default_factory=dict)
+    path: str = ""
+
+
+def make_checkpoint(model: CTCModel, features: FeatureConfig, tokenizer: CharTokenizer,
+                    decoding: dict | None = None, train_state: dict | None = None) -> dict:
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "asr_version": __version__,
+        "torch_version": torch.__version__,
+        "model_config": dataclasses.asdict(model.config),
+        "feature_config": dataclasses.asdict(features),
+        "vocab": list(tokenizer.vocab),
+        "decoding": dict(decoding or {}),
+        "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if train_state is not None:
+        checkpoint["train_state"] = train_state
+    return checkpoint
+
+
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    """torch.save to `path` via a temp file in the same folder, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict on the CPU, with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a torn or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an asr checkpoint (format {CHECKPOINT_FORMAT})")
+    return checkpoint
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model, feature config and tokenizer stored in a checkpoint (eval mode)."""
+    checkpoint = read_checkpoint(path)
+    model = CTCModel(ModelConfig(**checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["model_state_dict"])
+    model.to(device).eval()
+    return LoadedModel(
+        model=model,
+        features=FeatureConfig(**checkpoint["feature_config"]),
+        tokenizer=CharTokenizer(checkpoint["vocab"]),
+        decoding=checkpoint.get("decoding", {}),
+        path=str(path),
+    )

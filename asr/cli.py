@@ -1,0 +1,136 @@
+"""The `asr` command: thin wrappers over the library.
+
+    asr prepare kaldi|librispeech-dir|folder SRC OUT.jsonl   build a manifest
+    asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]
+    asr evaluate --model CKPT --manifest M [--out-dir D]
+    asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl]
+
+Expected failures (bad audio, bad manifests, bad configs, missing checkpoints)
+print one `error: ...` line and exit with status 1 or 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from asr.audio import AudioError
+from asr.checkpoint import CheckpointError
+from asr.config import ConfigError
+from asr.data.manifest import ManifestError
+
+USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, FileNotFoundError)
+
+
+def cmd_prepare(args) -> int:
+    from asr.data import importers
+    from asr.data.manifest import write_manifest
+
+    importer = {"kaldi": importers.import_kaldi_dir, "librispeech-dir": importers.import_librispeech,
+                "folder": importers.import_folder}[args.layout]
+    utterances = importer(args.source, jobs=args.jobs)
+    write_manifest(utterances, args.manifest)
+    hours = sum(u.duration for u in utterances) / 3600
+    print(f"wrote {args.manifest}: {len(utterances)} utterances, {hours:.2f} h")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from asr.config import flag_overrides, load_yaml, merge
+    from asr.train import RunConfig, run
+
+    config = RunConfig()
+    if args.config:
+        config = merge(config, load_yaml(args.config))
+    config = merge(config, flag_overrides(args, RunConfig))
+    if not config.train_manifest:
+        raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train_manifest")
+    trainer = run(config, args.exp_dir)
+    print(f"finished at step {trainer.state.step}; checkpoints in {args.exp_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.data.manifest import read_manifest
+    from asr.decode import DecodingOptions, make_decoder
+    from asr.evaluate import evaluate
+
+    loaded = load_model(args.model, args.device)
+    utterances = read_manifest(args.manifest)
+    name = Path(args.manifest).name.removesuffix(".jsonl")
+    decoder = make_decoder(DecodingOptions(decoder=args.decoder), loaded.tokenizer)
+    out_dir = args.out_dir or str(Path(args.model).parent / "decode")
+    summary = evaluate(loaded, utterances, decoder, out_dir, name, device=args.device, num_workers=args.jobs)
+    print(f"{name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  ({summary['utterances']} utterances, "
+          f"{summary['words']} words); details in {out_dir}")
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.decode import DecodingOptions, make_decoder
+    from asr.transcribe import expand_inputs, transcribe_many
+
+    if not args.model:
+        raise CheckpointError("no model given: pass --model CKPT")
+    loaded = load_model(args.model)
+    decoder = make_decoder(DecodingOptions(decoder=args.decoder), loaded.tokenizer)
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        raise AudioError(" ".join(args.inputs), "no audio files found")
+    failures = transcribe_many(loaded, paths, decoder, args.format)
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from asr import __version__
+    from asr.config import add_flags
+    from asr.train import RunConfig
+
+    parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition toolkit")
+    parser.add_argument("--version", action="version", version=f"asr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="build a JSONL manifest from a corpus on disk")
+    p.add_argument("layout", choices=["kaldi", "librispeech-dir", "folder"])
+    p.add_argument("source", help="Kaldi data dir, LibriSpeech subset folder, or folder of audio + .txt")
+    p.add_argument("manifest", help="output manifest (.jsonl)")
+    p.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model (resumes automatically from EXP/last.pt)")
+    p.add_argument("--config", help="recipe YAML overriding the defaults")
+    p.add_argument("--exp-dir", required=True, help="folder for checkpoints, logs and the resolved config")
+    add_flags(p, RunConfig)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="decode a manifest and report WER/CER")
+    p.add_argument("--model", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: next to the model)")
+    p.add_argument("--decoder", default="greedy")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("transcribe", help="print the transcript of audio files or folders")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    p.add_argument("--model", help="checkpoint to use")
+    p.add_argument("--format", choices=["txt", "jsonl"], default="txt")
+    p.add_argument("--decoder", default="greedy")
+    p.set_defaults(func=cmd_transcribe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

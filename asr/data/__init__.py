@@ -1,0 +1,1 @@
+"""Data: manifests (what audio and text we have), importers, samplers and the dataset."""

@@ -1,0 +1,55 @@
+"""Dataset and collation: manifest rows -> padded feature batches.
+
+A batch is a dict:
+    features         (batch, frames, mels)  float32, zero-padded log-mel
+    feature_lengths  (batch,)               int64, valid frames per utterance
+    targets          (batch, labels)        int64, zero-padded token ids
+    target_lengths   (batch,)               int64, valid labels per utterance
+    ids              list[str]              utterance ids, in batch order
+
+Features are computed on the fly in DataLoader workers (see
+benchmarks/features.py for why no cache): only the current batches' audio is
+ever in memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from asr.audio import load_audio
+from asr.data.manifest import Utterance
+from asr.features import FeatureConfig, LogMel
+from asr.text import CharTokenizer
+
+
+class UtteranceDataset(torch.utils.data.Dataset):
+    """Item i -> (id, features (frames, mels), token ids (labels,))."""
+
+    def __init__(self, utterances: list[Utterance], features: FeatureConfig, tokenizer: CharTokenizer):
+        self.utterances = utterances
+        self.logmel = LogMel(features)
+        self.tokenizer = tokenizer
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int):
+        utt = self.utterances[index]
+        audio = load_audio(utt.audio_path, utt.offset, utt.duration)  # (samples,)
+        with torch.no_grad():
+            feats = self.logmel(torch.from_numpy(audio))  # (frames, mels)
+        tokens = torch.tensor(self.tokenizer.encode(utt.text), dtype=torch.long)  # (labels,)
+        return utt.id, feats, tokens
+
+
+def collate(items) -> dict:
+    """Pad a list of dataset items into the batch dict described in the module docstring."""
+    ids, feats, tokens = zip(*items)
+    return {
+        "features": pad_sequence(feats, batch_first=True),
+        "feature_lengths": torch.tensor([f.shape[0] for f in feats]),
+        "targets": pad_sequence(tokens, batch_first=True),
+        "target_lengths": torch.tensor([t.shape[0] for t in tokens]),
+        "ids": list(ids),
+    }

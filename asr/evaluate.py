@@ -1,0 +1,85 @@
+"""Decode a manifest and score it: `asr evaluate --model CKPT --manifest M`.
+
+Writes, for a test set called NAME (the manifest's file name without .jsonl):
+    recogs-NAME.txt        one block per utterance: id, ref, hyp, errors, aligned
+    wer-summary-NAME.json  one line: {"set", "wer", "cer", "utterances", ...}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from asr.checkpoint import LoadedModel
+from asr.data.dataset import UtteranceDataset, collate
+from asr.data.manifest import Utterance
+from asr.data.sampler import DurationBatchSampler
+from asr.decode import Decoder, Hypothesis
+from asr.features import FeatureConfig
+from asr.metrics import ErrorCounts, align, char_errors, format_alignment
+from asr.model import CTCModel
+from asr.text import CharTokenizer, normalize_text
+
+
+@torch.no_grad()
+def decode_utterances(model: CTCModel, features: FeatureConfig, utterances: list[Utterance], decoder: Decoder,
+                      device: torch.device | str = "cpu", batch_seconds: float = 200.0,
+                      num_workers: int = 1) -> dict[str, Hypothesis]:
+    """Run the model over `utterances` in duration-sorted batches. Returns {utt id: Hypothesis}."""
+    was_training = model.training
+    model.eval()
+    dataset = UtteranceDataset(utterances, features, CharTokenizer())
+    sampler = DurationBatchSampler([u.duration for u in utterances], batch_seconds, shuffle=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=num_workers)
+    hyps = {}
+    for batch in loader:
+        log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
+        for utt_id, hyp in zip(batch["ids"], decoder.decode(log_probs, lengths)):
+            hyps[utt_id] = hyp
+    model.train(was_training)
+    return hyps
+
+
+def score(utterances: list[Utterance], hyps: dict[str, Hypothesis]) -> tuple[dict, list[dict]]:
+    """Corpus WER/CER (summed errors / summed reference length) and per-utterance rows."""
+    words, chars, rows = ErrorCounts(), ErrorCounts(), []
+    for utt in utterances:
+        ref, hyp = normalize_text(utt.text), hyps[utt.id].text
+        counts, pairs = align(ref.split(), hyp.split())
+        words, chars = words + counts, chars + char_errors(ref, hyp)
+        rows.append({"id": utt.id, "ref": ref, "hyp": hyp, "errors": counts, "aligned": format_alignment(pairs)})
+    summary = {
+        "wer": round(words.rate, 4),
+        "cer": round(chars.rate, 4),
+        "utterances": len(utterances),
+        "words": words.reference_length,
+        "substitutions": words.substitutions,
+        "deletions": words.deletions,
+        "insertions": words.insertions,
+    }
+    return summary, rows
+
+
+def write_report(out_dir: str | Path, name: str, summary: dict, rows: list[dict]) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / f"recogs-{name}.txt", "w", encoding="utf-8") as f:
+        for row in rows:
+            e = row["errors"]
+            f.write(f"{row['id']}\tref\t{row['ref']}\n{row['id']}\thyp\t{row['hyp']}\n"
+                    f"{row['id']}\terrors\tsub={e.substitutions} del={e.deletions} ins={e.insertions} "
+                    f"ref_words={e.reference_length}\n{row['id']}\taligned\t{row['aligned']}\n\n")
+    (out_dir / f"wer-summary-{name}.json").write_text(json.dumps({"set": name, **summary}) + "\n")
+
+
+def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder, out_dir: str | Path, name: str,
+             device: str = "cpu", num_workers: int = 1) -> dict:
+    """Decode, score and write the report files. Returns the summary dict."""
+    hyps = decode_utterances(loaded.model, loaded.features, utterances, decoder, device=device,
+                             num_workers=num_workers)
+    summary, rows = score(utterances, hyps)
+    write_report(out_dir, name, summary, rows)
+    return summary
