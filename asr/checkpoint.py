@@ -46,6 +46,11 @@ class LoadedModel:
     decoding: dict = field(default_factory=dict)
     path: str = ""
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds per model output frame (feature hop x subsampling)."""
+        return self.features.hop_ms / 1000 * self.model.config.subsample
+
 
 def make_checkpoint(model: CTCModel, features: FeatureConfig, tokenizer: CharTokenizer,
                     decoding: dict | None = None, train_state: dict | None = None) -> dict:
