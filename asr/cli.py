@@ -1,6 +1,7 @@
 """The `asr` command: thin wrappers over the library.
 
     asr prepare kaldi|librispeech-dir|folder SRC OUT.jsonl   build a manifest
+    asr synth --text-manifest TRAIN.jsonl --out-dir D --manifest OUT.jsonl --count N
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]
     asr evaluate --model CKPT --manifest M [--out-dir D]
     asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl]
@@ -19,8 +20,9 @@ from asr.audio import AudioError
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.data.manifest import ManifestError
+from asr.data.synthesize import SynthesisError
 
-USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, FileNotFoundError)
+USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, SynthesisError, FileNotFoundError)
 
 
 def cmd_prepare(args) -> int:
@@ -33,6 +35,20 @@ def cmd_prepare(args) -> int:
     write_manifest(utterances, args.manifest)
     hours = sum(u.duration for u in utterances) / 3600
     print(f"wrote {args.manifest}: {len(utterances)} utterances, {hours:.2f} h")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from asr.data.manifest import read_manifest
+    from asr.data.synthesize import synthesize_corpus
+
+    texts = [u.text for path in args.text_manifest for u in read_manifest(path)]
+    engines = args.engines.split(",") if args.engines else None
+    utterances = synthesize_corpus(texts, args.out_dir, args.manifest, args.count, seed=args.seed,
+                                   engines=engines, extra_fraction=args.extra_fraction, jobs=args.jobs)
+    hours = sum(u.duration for u in utterances) / 3600
+    speakers = len({u.speaker for u in utterances})
+    print(f"wrote {args.manifest}: {len(utterances)} utterances, {hours:.2f} h, {speakers} voices")
     return 0
 
 
@@ -99,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="output manifest (.jsonl)")
     p.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("synth", help="synthesize extra training speech (espeak-ng, flite, piper)")
+    p.add_argument("--text-manifest", action="append", default=[], metavar="M",
+                   help="take transcripts from this (training!) manifest; repeatable")
+    p.add_argument("--out-dir", required=True, help="folder for the wav files")
+    p.add_argument("--manifest", required=True, help="output manifest (.jsonl)")
+    p.add_argument("--count", type=int, required=True, help="utterances to make (a rerun skips finished ones)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engines", help="comma-separated subset of espeak,flite,piper (default: all installed)")
+    p.add_argument("--extra-fraction", type=float, default=0.4,
+                   help="share of sentences made up here rather than taken from --text-manifest")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train a model (resumes automatically from EXP/last.pt)")
     p.add_argument("--config", help="recipe YAML overriding the defaults")
