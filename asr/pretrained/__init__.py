@@ -1,0 +1,87 @@
+"""The bundled default model: what `asr transcribe FILE` and `asr demo` use without --model.
+
+This folder ships inside the package (pyproject's package-data):
+    model.pt        a checkpoint without train_state: weights, configs, vocabulary and
+                    the decoding options to use by default (see asr.checkpoint)
+    MODEL_CARD.md   training data and licence, measured accuracy and speed, known limits
+    <LM, lexicon>   the files named by the stored decoding options, if beam + LM is used
+
+`export_model` (the `asr export` command) writes model.pt and copies the LM and
+lexicon from a training run's checkpoint. File names in the stored decoding
+options are relative to the checkpoint's folder; `stored_decoding` resolves them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from asr.checkpoint import CheckpointError, LoadedModel, read_checkpoint, save_atomic
+from asr.config import merge
+from asr.decode import DecodingOptions
+
+PRETRAINED_DIR = Path(__file__).resolve().parent
+MODEL_FILE = "model.pt"
+MAX_MODEL_BYTES = 20_000_000  # the bundled checkpoint must stay under 20 MB
+_FILE_OPTIONS = ("lm", "lexicon")  # decoding options that name files
+
+
+def default_model_path() -> Path:
+    """Path of the bundled checkpoint. Raises CheckpointError if this install has none."""
+    path = PRETRAINED_DIR / MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no bundled model in this installation; pass --model CKPT")
+    return path
+
+
+def stored_decoding(loaded: LoadedModel) -> DecodingOptions:
+    """The checkpoint's default decoding options, LM/lexicon names resolved against its folder."""
+    options = dict(loaded.decoding)
+    folder = Path(loaded.path).resolve().parent
+    for key in _FILE_OPTIONS:
+        if options.get(key):
+            options[key] = str(folder / options[key])
+    return DecodingOptions(**options)
+
+
+def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PRETRAINED_DIR,
+                 lm: str | os.PathLike | None = None, lexicon: str | os.PathLike | None = None,
+                 decoding: dict | None = None) -> Path:
+    """Write `dest_dir/model.pt` from a training checkpoint, without its train_state.
+
+    `lm` and `lexicon` are copied next to it and named in the stored decoding
+    options, which `decoding` (DecodingOptions fields, values may be strings)
+    updates. Raises CheckpointError if the result would exceed MAX_MODEL_BYTES
+    and ConfigError for an unknown or ill-typed decoding option.
+    """
+    dest_dir = Path(dest_dir)
+    data = read_checkpoint(checkpoint)
+    data.pop("train_state", None)
+    options = {**data.get("decoding", {}), **(decoding or {})}
+    files = {key: Path(src) for key, src in (("lm", lm), ("lexicon", lexicon)) if src}
+    for key, src in files.items():
+        if not src.is_file():
+            raise CheckpointError(f"{src}: {key} file not found")
+        options[key] = src.name
+    checked = merge(DecodingOptions(), options)  # unknown names and bad values fail here, not at transcription
+    data["decoding"] = {key: getattr(checked, key) for key in options}
+
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    if buffer.tell() > MAX_MODEL_BYTES:
+        raise CheckpointError(f"{checkpoint}: exported model would be {buffer.tell() / 1e6:.1f} MB, "
+                              f"over the {MAX_MODEL_BYTES / 1e6:.0f} MB limit for the bundled model")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for src in files.values():
+        tmp = dest_dir / f".{src.name}.tmp{os.getpid()}"
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest_dir / src.name)
+        finally:
+            tmp.unlink(missing_ok=True)
+    save_atomic(data, dest_dir / MODEL_FILE)
+    return dest_dir / MODEL_FILE
