@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def merge(config, overrides: dict, where: str = ""):
 
 
 def to_dict(config) -> dict:
-    return dataclasses.asdict(config)
+    """Nested plain dict (tuples as lists), ready for yaml.safe_dump."""
+    return dataclasses.asdict(config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v
+                                                                  for k, v in items})
 
 
 def from_dict(cls: type, data: dict):
@@ -90,8 +93,10 @@ def _is_field(cls: type, name: str) -> bool:
 
 
 def _base_type(kind):
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    return args[0] if args else kind
+    """`float | None` -> float, `tuple[float, ...]` -> tuple, `int` -> int."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(kind) if a is not type(None))
+    return typing.get_origin(kind) or kind
 
 
 def _coerce(value, kind, name: str):
@@ -104,6 +109,8 @@ def _coerce(value, kind, name: str):
         if value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
             return None
         value = yaml.safe_load(value)  # "3" -> 3, "true" -> True, "1e-3" -> 0.001
+    if base is tuple and isinstance(value, list):
+        value = tuple(value)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if base is float and isinstance(value, str):

@@ -52,6 +52,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 5.0
     sortagrad: bool = True  # epoch 0 from short to long utterances
+    speeds: tuple[float, ...] = (1.0,)  # speed perturbation factors, e.g. (0.9, 1.0, 1.1)
     seed: int = 0
     log_every: int = 10  # steps between metrics.jsonl lines
     checkpoint_every: int = 200  # steps between last.pt writes (also written every epoch)
@@ -139,7 +140,9 @@ class Trainer:
         return self.config.train.amp and self.device.type == "cuda"
 
     def loader(self) -> torch.utils.data.DataLoader:
-        dataset = UtteranceDataset(self.train_utts, self.config.features, self.tokenizer)
+        cfg = self.config.train
+        dataset = UtteranceDataset(self.train_utts, self.config.features, self.tokenizer,
+                                   speeds=cfg.speeds, seed=cfg.seed, epoch=self.state.epoch)
         workers = self.config.train.num_workers
         # A private generator keeps the DataLoader from drawing on the global RNG,
         # so resuming mid-epoch leaves the global RNG stream exactly as saved.

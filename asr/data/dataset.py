@@ -8,16 +8,20 @@ A batch is a dict:
     ids              list[str]              utterance ids, in batch order
 
 Features are computed on the fly in DataLoader workers (see
-benchmarks/features.py for why no cache): only the current batches' audio is
-ever in memory.
+benchmarks/features_cache.py for why no cache): only the current batches' audio
+is ever in memory. That also makes speed perturbation free: a training dataset
+given `speeds` plays each utterance at a factor drawn from them (Ko et al. 2015:
+tempo and pitch change together, as sox `speed` does). The draw depends only on
+(seed, epoch, index), so a resumed run sees exactly the same audio.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from asr.audio import load_audio
+from asr.audio import SAMPLE_RATE, load_audio, resample
 from asr.data.manifest import Utterance
 from asr.features import FeatureConfig, LogMel
 from asr.text import CharTokenizer
@@ -26,10 +30,14 @@ from asr.text import CharTokenizer
 class UtteranceDataset(torch.utils.data.Dataset):
     """Item i -> (id, features (frames, mels), token ids (labels,))."""
 
-    def __init__(self, utterances: list[Utterance], features: FeatureConfig, tokenizer: CharTokenizer):
+    def __init__(self, utterances: list[Utterance], features: FeatureConfig, tokenizer: CharTokenizer,
+                 speeds: tuple[float, ...] = (1.0,), seed: int = 0, epoch: int = 0):
         self.utterances = utterances
         self.logmel = LogMel(features)
         self.tokenizer = tokenizer
+        self.speeds = tuple(speeds)
+        self.seed = seed
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -37,6 +45,10 @@ class UtteranceDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         utt = self.utterances[index]
         audio = load_audio(utt.audio_path, utt.offset, utt.duration)  # (samples,)
+        if len(self.speeds) > 1:
+            speed = np.random.default_rng([self.seed, self.epoch, index]).choice(self.speeds)
+            # Read the samples as if recorded at SAMPLE_RATE * speed, then bring them back to SAMPLE_RATE.
+            audio = resample(audio, int(round(SAMPLE_RATE * speed)))
         with torch.no_grad():
             feats = self.logmel(torch.from_numpy(audio))  # (frames, mels)
         tokens = torch.tensor(self.tokenizer.encode(utt.text), dtype=torch.long)  # (labels,)
