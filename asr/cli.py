@@ -5,6 +5,7 @@
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]
     asr evaluate --model CKPT --manifest M [--out-dir D]
     asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl]   (default model: bundled)
+        [--output F [--resume]] [--jobs N]   append lines to F as files finish; skip those already there
     asr demo [--model CKPT]                   transcribe self-made sample speech, print WER
     asr export CKPT [--lm LM] [--decoding KEY=VALUE ...]   make CKPT the bundled model
 
@@ -23,8 +24,10 @@ from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.data.manifest import ManifestError
 from asr.data.synthesize import SynthesisError
+from asr.transcribe import OutputError
 
-USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, SynthesisError, FileNotFoundError)
+USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, SynthesisError, OutputError,
+               FileNotFoundError)
 
 
 def cmd_prepare(args) -> int:
@@ -90,7 +93,7 @@ def cmd_transcribe(args) -> int:
     from asr.checkpoint import load_model
     from asr.decode import DecodingOptions, make_decoder
     from asr.pretrained import default_model_path, stored_decoding
-    from asr.transcribe import expand_inputs, transcribe_many
+    from asr.transcribe import TranscribeOptions, expand_inputs, transcribe_many
 
     loaded = load_model(args.model or default_model_path())
     options = DecodingOptions(decoder=args.decoder) if args.decoder else stored_decoding(loaded)
@@ -98,7 +101,11 @@ def cmd_transcribe(args) -> int:
     paths = expand_inputs(args.inputs)
     if not paths:
         raise AudioError(" ".join(args.inputs), "no audio files found")
-    failures = transcribe_many(loaded, paths, decoder, args.format)
+    if args.resume and not args.output:
+        raise OutputError("--resume needs --output FILE (the file to continue)")
+    windowing = TranscribeOptions(window_seconds=args.window, overlap_seconds=args.overlap, jobs=args.jobs)
+    failures = transcribe_many(loaded, paths, decoder, args.format, options=windowing, output=args.output,
+                               resume=args.resume)
     return 1 if failures else 0
 
 
@@ -171,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint to use (default: the bundled model, asr/pretrained/)")
     p.add_argument("--format", choices=["txt", "jsonl"], default="txt")
     p.add_argument("--decoder", help="greedy or beam (default: the model's stored decoding options)")
+    p.add_argument("--output", help="append one line per finished file here (txt or jsonl) instead of stdout")
+    p.add_argument("--resume", action="store_true", help="skip the files already in --output")
+    p.add_argument("--jobs", type=int, default=1, help="threads reading audio ahead of the model")
+    p.add_argument("--window", type=float, default=20.0, help="seconds of audio per model input (long files)")
+    p.add_argument("--overlap", type=float, default=4.0, help="seconds shared by neighbouring windows")
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("demo", help="transcribe sentences synthesized with espeak-ng and print the WER")
