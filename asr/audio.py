@@ -9,6 +9,7 @@ message names the file, so callers can report one line and carry on.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import soundfile as sf
@@ -16,6 +17,11 @@ import torch
 import torchaudio.functional as AF
 
 SAMPLE_RATE = 16000  # Hz; every model in the toolkit works at this rate
+
+# libsndfile accepts a WAV whose data chunk is shorter than its header says and
+# just returns fewer samples; its log then reads "data : 32000 (should be 956)".
+_SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMING_SIZES = (0, 0xFFFFFFFF)  # sizes written by recorders that never finalize the header
 
 
 class AudioError(ValueError):
@@ -34,6 +40,7 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(path, f"not a readable audio file ({_short(err)})") from None
+    _check_complete(path, info.extra_info)
     if info.frames <= 0:
         raise AudioError(path, "contains no audio samples")
     return info.frames / info.samplerate, info.samplerate, info.channels
@@ -50,6 +57,7 @@ def load_audio(
     _check_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
+            _check_complete(path, f.extra_info)
             rate = f.samplerate
             start = int(round(offset * rate))
             if start:
@@ -82,6 +90,15 @@ def _check_file(path: str | os.PathLike) -> None:
         raise AudioError(path, "is a directory, not an audio file")
     if os.path.getsize(path) == 0:
         raise AudioError(path, "file is empty (0 bytes)")
+
+
+def _check_complete(path: str | os.PathLike, log: str) -> None:
+    """Reject a WAV cut short (e.g. an interrupted copy): its header promises more data than it holds."""
+    match = _SHORT_DATA_CHUNK.search(log or "")
+    if match:
+        declared, present = int(match.group(1)), int(match.group(2))
+        if declared > present and declared not in _STREAMING_SIZES:
+            raise AudioError(path, f"truncated: header declares {declared} bytes of audio, file holds {present}")
 
 
 def _short(err: Exception) -> str:

@@ -52,6 +52,9 @@ class FrameStacking(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, frames, mels = x.shape
+        # Zero each utterance's padding: its last partial group must not see the batch's padding.
+        valid = torch.arange(frames, device=x.device) < lengths.to(x.device).unsqueeze(1)  # (batch, frames)
+        x = x * valid.unsqueeze(2)
         pad = (-frames) % self.subsample
         x = F.pad(x, (0, 0, 0, pad))  # (batch, frames + pad, mels)
         x = x.reshape(batch, (frames + pad) // self.subsample, mels * self.subsample)

@@ -31,8 +31,8 @@ def normalize_text(text: str) -> str:
     Apostrophes inside words are kept ("don't"); quote marks around words are not.
     Hyphens and other punctuation become word breaks ("well-known" -> "well known").
     """
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    text = text.translate(_APOSTROPHES).lower()
+    text = text.translate(_APOSTROPHES)  # before the ASCII fold, which would drop curly ones
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
     text = _NOT_ALLOWED.sub(" ", text)
     text = _STRAY_APOSTROPHE.sub(" ", text)
     return _SPACES.sub(" ", text).strip()
