@@ -3,11 +3,14 @@
     asr prepare kaldi|librispeech-dir|folder SRC OUT.jsonl   build a manifest
     asr synth --text-manifest TRAIN.jsonl --out-dir D --manifest OUT.jsonl --count N
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]
-    asr evaluate --model CKPT --manifest M [--out-dir D]
-    asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl]   (default model: bundled)
+    asr evaluate --model CKPT --manifest M [--out-dir D] [--decoder beam --lm LM --lexicon LEX ...]
+    asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl|srt|vtt]   (default model: bundled)
         [--output F [--resume]] [--jobs N]   append lines to F as files finish; skip those already there
     asr demo [--model CKPT]                   transcribe self-made sample speech, print WER
     asr export CKPT [--lm LM] [--decoding KEY=VALUE ...]   make CKPT the bundled model
+    asr lm build --text corpus.txt --order N --out DIR [--unit word|char]   n-gram LM + lexicon
+    asr lm download librispeech --out DIR
+    asr tune --model CKPT --manifest dev.jsonl --lm LM [--lexicon LEX]   best LM weights -> CKPT
 
 Expected failures (bad audio, bad manifests, bad configs, missing checkpoints)
 print one `error: ...` line and exit with status 1 or 2; no traceback.
@@ -24,10 +27,12 @@ from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.data.manifest import ManifestError
 from asr.data.synthesize import SynthesisError
+from asr.decode import DecoderError
+from asr.lm import CorpusError
 from asr.transcribe import OutputError
 
 USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, SynthesisError, OutputError,
-               FileNotFoundError)
+               FileNotFoundError, DecoderError, CorpusError)
 
 
 def cmd_prepare(args) -> int:
@@ -72,16 +77,29 @@ def cmd_train(args) -> int:
     return 0
 
 
+def decoding_options(args, loaded):
+    """The checkpoint's stored decoding options, overridden by the decoding flags given.
+    --lm or --lexicon without --decoder means beam search."""
+    from asr.config import flag_overrides, merge
+    from asr.decode import DecodingOptions
+    from asr.pretrained import stored_decoding
+
+    overrides = flag_overrides(args, DecodingOptions)
+    if ("lm" in overrides or "lexicon" in overrides) and "decoder" not in overrides:
+        overrides["decoder"] = "beam"
+    return merge(stored_decoding(loaded), overrides)
+
+
 def cmd_evaluate(args) -> int:
     from asr.checkpoint import load_model
     from asr.data.manifest import read_manifest
-    from asr.decode import DecodingOptions, make_decoder
+    from asr.decode import make_decoder
     from asr.evaluate import evaluate
 
     loaded = load_model(args.model, args.device)
     utterances = read_manifest(args.manifest)
     name = Path(args.manifest).name.removesuffix(".jsonl")
-    decoder = make_decoder(DecodingOptions(decoder=args.decoder), loaded.tokenizer)
+    decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
     out_dir = args.out_dir or str(Path(args.model).parent / "decode")
     summary = evaluate(loaded, utterances, decoder, out_dir, name, device=args.device, num_workers=args.jobs)
     print(f"{name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  ({summary['utterances']} utterances, "
@@ -91,13 +109,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from asr.checkpoint import load_model
-    from asr.decode import DecodingOptions, make_decoder
-    from asr.pretrained import default_model_path, stored_decoding
+    from asr.decode import make_decoder
+    from asr.pretrained import default_model_path
     from asr.transcribe import TranscribeOptions, expand_inputs, transcribe_many
 
     loaded = load_model(args.model or default_model_path())
-    options = DecodingOptions(decoder=args.decoder) if args.decoder else stored_decoding(loaded)
-    decoder = make_decoder(options, loaded.tokenizer)
+    decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
     paths = expand_inputs(args.inputs)
     if not paths:
         raise AudioError(" ".join(args.inputs), "no audio files found")
@@ -116,6 +133,49 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_lm(args) -> int:
+    from asr.lm import build_lm, download_librispeech
+
+    if args.action == "build":
+        if not args.text:
+            raise ConfigError("asr lm build needs --text corpus.txt (or a .jsonl manifest)")
+        result = build_lm(args.text, args.order, args.out, unit=args.unit)
+        extra = f", lexicon {result['lexicon']} ({result['words']} words)" if result["lexicon"] else ""
+        print(f"wrote {result['lm']} ({args.unit} {args.order}-gram, {result['sentences']} sentences){extra}")
+    else:
+        result = download_librispeech(args.out, args.name)
+        print(f"wrote {result['lm']} and {result['lexicon']} ({result['words']} words)")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.config import flag_overrides, merge
+    from asr.data.manifest import read_manifest
+    from asr.decode import DecodingOptions
+    from asr.tune import candidates, compute_emissions, save_decoding, tune
+
+    loaded = load_model(args.model, args.device)
+    utterances = read_manifest(args.manifest)
+    base = merge(DecodingOptions(decoder="beam", lm=args.lm, lexicon=args.lexicon),
+                 flag_overrides(args, DecodingOptions))
+    pairs = candidates(_floats(args.lm_weights), _floats(args.word_scores), args.trials, args.seed)
+    emissions = compute_emissions(loaded, utterances, device=args.device)
+    best, rows = tune(emissions, utterances, loaded.tokenizer, base, pairs)
+    wer = min(row["wer"] for row in rows)
+    save_decoding(args.model, best, args.out)
+    print(f"best: lm_weight {best.lm_weight:g}  word_score {best.word_score:g}  dev-tuned WER {wer:.2%} "
+          f"({len(utterances)} utterances); saved as the default decoding of {args.out or args.model}")
+    return 0
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def cmd_export(args) -> int:
     from asr.pretrained import PRETRAINED_DIR, export_model
 
@@ -132,7 +192,10 @@ def cmd_export(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from asr import __version__
     from asr.config import add_flags
+    from asr.decode import DecodingOptions
+    from asr.lm import LIBRISPEECH_LMS
     from asr.train import RunConfig
+    from asr.tune import LM_WEIGHTS, WORD_SCORES
 
     parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition toolkit")
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
@@ -168,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--manifest", required=True)
     p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: next to the model)")
-    p.add_argument("--decoder", default="greedy")
+    add_flags(p, DecodingOptions)  # defaults: the model's stored decoding options
     p.add_argument("--device", default="cpu")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
     p.set_defaults(func=cmd_evaluate)
@@ -176,8 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="print the transcript of audio files or folders")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
     p.add_argument("--model", help="checkpoint to use (default: the bundled model, asr/pretrained/)")
-    p.add_argument("--format", choices=["txt", "jsonl"], default="txt")
-    p.add_argument("--decoder", help="greedy or beam (default: the model's stored decoding options)")
+    p.add_argument("--format", choices=["txt", "jsonl", "srt", "vtt"], default="txt",
+                   help="jsonl carries timed words with confidences; srt/vtt: subtitles (one file per call)")
+    add_flags(p, DecodingOptions)  # defaults: the model's stored decoding options
     p.add_argument("--output", help="append one line per finished file here (txt or jsonl) instead of stdout")
     p.add_argument("--resume", action="store_true", help="skip the files already in --output")
     p.add_argument("--jobs", type=int, default=1, help="threads reading audio ahead of the model")
@@ -189,6 +253,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint to use (default: the bundled model)")
     p.add_argument("--audio-dir", help="keep the synthesized wav files here (default: a temporary folder)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("lm", help="build an n-gram LM + lexicon from text, or download LibriSpeech's")
+    p.add_argument("action", choices=["build", "download"])
+    p.add_argument("corpus", nargs="?", choices=["librispeech"], help="with download: which LM")
+    p.add_argument("--text", help="build: corpus, one sentence per line, or a .jsonl manifest")
+    p.add_argument("--order", type=int, default=3, help="build: n-gram order (2-5)")
+    p.add_argument("--unit", choices=["word", "char"], default="word",
+                   help="build: word n-gram + lexicon, or character n-gram for lexicon-free decoding")
+    p.add_argument("--name", choices=LIBRISPEECH_LMS, default=LIBRISPEECH_LMS[0], help="download: which LM")
+    p.add_argument("--out", required=True, help="output folder (lm.arpa, lexicon.txt)")
+    p.set_defaults(func=cmd_lm)
+
+    p = sub.add_parser("tune", help="search LM weight and word score on a dev set; store the best in CKPT")
+    p.add_argument("--model", required=True)
+    p.add_argument("--manifest", required=True, help="dev manifest")
+    p.add_argument("--lm", required=True, help="KenLM file (word LM with --lexicon, character LM without)")
+    p.add_argument("--lexicon")
+    p.add_argument("--lm-weights", default=",".join(map(str, LM_WEIGHTS)), help="comma-separated grid")
+    p.add_argument("--word-scores", default=",".join(map(str, WORD_SCORES)), help="comma-separated grid")
+    p.add_argument("--trials", type=int, default=0, help="random search: this many pairs within the grid's ranges")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the tuned checkpoint here (default: update --model in place)")
+    p.add_argument("--device", default="cpu")
+    for flag in ("--beam_size", "--beam_size_token", "--beam_threshold", "--unk_score"):
+        p.add_argument(flag, dest=flag[2:], default=argparse.SUPPRESS, help="beam option kept while tuning")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("export", help="copy a checkpoint (no train_state) + LM into the bundled model folder")
     p.add_argument("checkpoint")

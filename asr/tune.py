@@ -1,0 +1,93 @@
+"""Tune the LM weight and word score on a dev set, and store the best in the checkpoint.
+
+    asr tune --model exp/best.pt --manifest data/dev.jsonl --lm lm/lm.arpa --lexicon lm/lexicon.txt \\
+        [--lm-weights 0,0.5,1,2] [--word-scores -1,0,1] [--trials 20 --seed 0] [--out tuned.pt]
+
+The model runs over the manifest once (`compute_emissions`); every candidate
+(lm_weight, word_score) pair then only re-runs the beam search on those
+emissions. Grid search tries every pair of the two lists; with `--trials N` it
+is a random search instead: N pairs drawn uniformly from the ranges the lists
+span. The pair with the lowest WER, with the other beam options as given, is
+saved as the checkpoint's `decoding` dict (atomically), which `asr evaluate` and
+`asr transcribe` then use unless flags override it. The WER it reports is
+dev-tuned: quote it as such, and score held-out data for an unbiased figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from asr.checkpoint import LoadedModel, read_checkpoint, save_atomic
+from asr.data.manifest import Utterance
+from asr.decode import Decoder, DecodingOptions, Hypothesis, make_decoder
+from asr.evaluate import decode_utterances, score
+
+LM_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+WORD_SCORES = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
+class _EmissionRecorder(Decoder):
+    """Keeps each utterance's log-probs (frames, vocab) instead of decoding them."""
+
+    def __init__(self):
+        self.emissions: list[torch.Tensor] = []
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        for b, length in enumerate(lengths.tolist()):
+            self.emissions.append(log_probs[b, :length].detach().float().cpu().clone())
+        return [Hypothesis("") for _ in range(len(lengths))]
+
+
+def compute_emissions(loaded: LoadedModel, utterances: list[Utterance], device: str = "cpu",
+                      num_workers: int = 1) -> dict[str, torch.Tensor]:
+    """Run the model once over `utterances`. Returns {utt id: log-probs (frames, vocab)}."""
+    recorder = _EmissionRecorder()
+    hyps = decode_utterances(loaded.model, loaded.features, utterances, recorder, device=device,
+                             num_workers=num_workers)
+    return dict(zip(hyps, recorder.emissions))  # both in decoding order
+
+
+def decode_emissions(decoder: Decoder, emissions: dict[str, torch.Tensor]) -> dict[str, Hypothesis]:
+    """Decode stored emissions one utterance at a time. Returns {utt id: Hypothesis}."""
+    return {utt_id: decoder.decode(e.unsqueeze(0), torch.tensor([e.shape[0]]))[0]
+            for utt_id, e in emissions.items()}
+
+
+def candidates(lm_weights: tuple[float, ...], word_scores: tuple[float, ...], trials: int = 0,
+               seed: int = 0) -> list[tuple[float, float]]:
+    """The (lm_weight, word_score) pairs to try: the full grid, or `trials` random pairs within its ranges."""
+    if not trials:
+        return list(itertools.product(lm_weights, word_scores))
+    rng = random.Random(seed)
+    return [(rng.uniform(min(lm_weights), max(lm_weights)), rng.uniform(min(word_scores), max(word_scores)))
+            for _ in range(trials)]
+
+
+def tune(emissions: dict[str, torch.Tensor], utterances: list[Utterance], tokenizer, base: DecodingOptions,
+         pairs: list[tuple[float, float]], log: Callable[[str], None] = print) -> tuple[DecodingOptions, list[dict]]:
+    """Beam-decode `emissions` with each (lm_weight, word_score) on top of `base`.
+    Returns the options with the lowest WER and one row per pair {lm_weight, word_score, wer}."""
+    rows, best = [], None
+    for lm_weight, word_score in pairs:
+        options = dataclasses.replace(base, decoder="beam", lm_weight=round(lm_weight, 4),
+                                      word_score=round(word_score, 4))
+        summary, _ = score(utterances, decode_emissions(make_decoder(options, tokenizer), emissions))
+        rows.append({"lm_weight": options.lm_weight, "word_score": options.word_score, "wer": summary["wer"]})
+        log(f"lm_weight {options.lm_weight:g}  word_score {options.word_score:g}  WER {summary['wer']:.2%}")
+        if best is None or summary["wer"] < best[0]:
+            best = (summary["wer"], options)
+    return best[1], rows
+
+
+def save_decoding(checkpoint_path: str | Path, options: DecodingOptions, out_path: str | Path | None = None) -> None:
+    """Store `options` as the checkpoint's default decoding (LM and lexicon as absolute paths)."""
+    checkpoint = read_checkpoint(checkpoint_path)
+    absolute = {k: str(Path(v).resolve()) for k in ("lm", "lexicon") if (v := getattr(options, k))}
+    checkpoint["decoding"] = dataclasses.asdict(dataclasses.replace(options, **absolute))
+    save_atomic(checkpoint, out_path or checkpoint_path)
