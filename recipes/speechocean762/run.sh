@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # speechocean762 recipe: prepare -> train -> evaluate, in stages.
 #
-#   ./run.sh --data-dir /path/to/speechocean762            # all stages
+#   ./run.sh                                                # all stages, downloading the corpus first
+#   ./run.sh --data-dir /path/to/speechocean762            # all stages from a copy on disk
 #   ./run.sh --data-dir ... --stage 2 --stop-stage 2        # train only (resumes if killed)
 #
 # Stages:
+#   0  download the corpus from OpenSLR (resource 101, ~500 MB)  -> downloads/speechocean762/
+#      (skipped with --data-dir; --mirror URL stands for https://www.openslr.org/resources)
 #   1  manifests for train/ and dev/ from the Kaldi data dirs    -> data/{train,dev}.jsonl
+#      (the original download has test/ instead of dev/: all 125 test speakers become dev),
+#      then $synth_count synthetic utterances (espeak-ng, flite, piper; training text only,
+#      resumable; --synth-count 0 skips them)                     -> data/synth/, data/synth.jsonl
 #   2  train conf/$conf on train, dev WER each epoch            -> exp/$conf/{best,last}.pt
 #   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
 set -euo pipefail
 cd "$(dirname "$0")"
 
-stage=1
+stage=0
 stop_stage=3
 data_dir=""
+mirror=""
+synth_count=4300  # about 3.6 h of audio
 conf=small
 asr="${ASR:-asr}"
 
@@ -22,17 +30,27 @@ while [ $# -gt 0 ]; do
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --data-dir) data_dir=$2; shift 2 ;;
+    --mirror) mirror=$2; shift 2 ;;
+    --synth-count) synth_count=$2; shift 2 ;;
     --conf) conf=$2; shift 2 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
 exp=exp/$conf
 
+if [ -z "$data_dir" ]; then
+  data_dir=downloads/speechocean762
+  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    $asr prepare speechocean762 --root downloads --download-only ${mirror:+--mirror "$mirror"}
+  fi
+fi
+
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  [ -n "$data_dir" ] || { echo "error: stage 1 needs --data-dir (a local copy with train/ and dev/)" >&2; exit 2; }
-  for part in train dev; do
-    $asr prepare kaldi "$data_dir/$part" data/$part.jsonl
-  done
+  $asr prepare speechocean762 --corpus-dir "$data_dir" --manifest-dir data
+  if [ "$synth_count" -gt 0 ]; then
+    nice -n 19 $asr synth --text-manifest data/train.jsonl --out-dir data/synth --manifest data/synth.jsonl \
+      --count "$synth_count" --seed 0
+  fi
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
