@@ -125,6 +125,9 @@ class BeamSearchDecoder(Decoder):
                 raise DecoderError(f"{path}: {what} not found")
         self.tokenizer = tokenizer
         self.uses_lexicon = options.lexicon is not None
+        if options.lm and not self.uses_lexicon and _arpa_unigrams_lack(options.lm, WORD_SEPARATOR):
+            raise DecoderError(f"{options.lm}: a word LM needs a lexicon (--lexicon); lexicon-free decoding "
+                               f"needs a character LM (asr lm build --unit char)")
         tokens = [WORD_SEPARATOR if s == SPACE else s for s in tokenizer.vocab]
         try:
             with tempfile.NamedTemporaryFile("w", suffix=".txt") as lm_dict:
@@ -170,6 +173,23 @@ class BeamSearchDecoder(Decoder):
             hyps.append(Hypothesis(_join_words(self.tokenizer, tokens), tokens,
                                    [frame for _, frame in emitted], float(best.score)))
         return hyps
+
+
+def _arpa_unigrams_lack(path: str, word: str) -> bool:
+    """True if `path` is an ARPA file whose 1-grams do not include `word` (False for binary files)."""
+    with open(path, "rb") as f:
+        if f.read(64).lstrip()[:6] != b"\\data\\":
+            return False
+        f.seek(0)
+        in_unigrams, needle = False, word.encode()
+        for line in f:
+            if line.startswith(b"\\1-grams:"):
+                in_unigrams = True
+            elif in_unigrams and line.startswith(b"\\"):
+                break
+            elif in_unigrams and line.rstrip(b"\r\n").split(b"\t")[1:2] == [needle]:
+                return False
+    return True
 
 
 def make_decoder(options: DecodingOptions, tokenizer: CharTokenizer) -> Decoder:

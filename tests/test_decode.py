@@ -157,3 +157,11 @@ def test_missing_or_broken_lm_files_are_named(tmp_path):
     broken.write_text("this is not an ARPA file\n")
     with pytest.raises(DecoderError, match="broken.arpa"):
         make_decoder(DecodingOptions(decoder="beam", lm=str(broken)), TOKENIZER)
+
+
+def test_word_lm_without_lexicon_is_refused(cat_corpus, tmp_path):
+    word_lm = build_lm(cat_corpus, 3, tmp_path / "word")["lm"]
+    with pytest.raises(DecoderError, match="word LM needs a lexicon"):
+        make_decoder(DecodingOptions(decoder="beam", lm=word_lm), TOKENIZER)
+    char_lm = build_lm(cat_corpus, 3, tmp_path / "char", unit="char")["lm"]
+    make_decoder(DecodingOptions(decoder="beam", lm=char_lm), TOKENIZER)
