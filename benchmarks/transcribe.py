@@ -1,0 +1,195 @@
+"""Long-audio transcription: real-time factor and peak memory, ours against Whisper tiny.en and pocketsphinx.
+
+    python benchmarks/transcribe.py [--model CKPT] [--minutes 1 10 60]
+        [--threads 2] [--beam-minutes 1 10] [--no-peers]
+
+1. Inputs: speechocean762 dev utterances, in manifest order, concatenated into
+   one 16 kHz 16-bit wav per length (whole utterances, so each input is a dev
+   subset with a known transcript), under benchmarks/.transcribe-work/ (git-ignored).
+2. Ours: each input is transcribed by `asr.transcribe.transcribe_file` (20 s
+   windows, 4 s overlap, batches of 8) in a fresh process with --threads torch
+   threads, greedy and, on the --beam-minutes inputs, beam search (beam 50, no
+   LM). RTF = transcription wall time / audio duration (model loading excluded);
+   peak RSS is the process's own maximum, so it includes Python, torch and the model.
+3. Peers on the 10-minute input (benchmarks/peers.py installs them in their own
+   venv): Whisper tiny.en with faster-whisper (int8, beam 5, --threads threads,
+   long-form: it walks the file in 30 s chunks) and pocketsphinx (en-us,
+   single-threaded, given the input's utterances one at a time, see
+   SEGMENTED_PEERS). Their decoding time excludes model loading too.
+4. Accuracy beside speed: WER of every system on the 10-minute input's transcript,
+   all through the same normalization (benchmarks/accuracy.py's benchmark_text).
+   Ours is also decoded utterance by utterance (asr.evaluate) on the same
+   utterances, which shows what windowing long audio costs, if anything.
+5. A torch.profiler summary of ours, greedy, on the 1-minute input: where the time goes.
+
+Figures from the same run are comparable; the machine line says what ran them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import soundfile as sf
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # common.py, peers.py, accuracy.py when run as a script
+
+from accuracy import benchmark_text  # noqa: E402
+from asr.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from asr.data.manifest import Utterance, read_manifest  # noqa: E402
+from asr.metrics import word_errors  # noqa: E402
+from common import DEV_MANIFEST, default_model, machine_line, peak_rss_mb  # noqa: E402
+
+WORK = HERE / ".transcribe-work"
+# pocketsphinx decodes an utterance at a time: given a 10-minute file as one utterance
+# it ran at RTF 0.85 with a WER over 100% in a trial, so it gets the input's own
+# utterances (the same audio, cut where the dev utterances meet).
+SEGMENTED_PEERS = {"pocketsphinx-en-us"}
+
+
+def make_input(utterances: list[Utterance], minutes: float, folder: Path) -> tuple[Path, str, list[Utterance]]:
+    """Concatenate whole utterances until `minutes` are reached: (wav, reference text, utterances used)."""
+    path = folder / f"dev-{minutes:g}min.wav"
+    used, seconds = [], 0.0
+    for utt in utterances:
+        if seconds >= minutes * 60:
+            break
+        used.append(utt)
+        seconds += utt.duration
+    if seconds < minutes * 60:
+        raise SystemExit(f"the manifest holds only {seconds / 60:.1f} min of audio, {minutes:g} min asked")
+    if not path.exists() or abs(sf.info(path).duration - seconds) > 1.0:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.wav")
+        with sf.SoundFile(tmp, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16") as out:
+            for utt in used:  # streamed: never the whole input in memory
+                out.write(load_audio(utt.audio_path, utt.offset, utt.duration))
+        tmp.replace(path)
+    return path, " ".join(u.text for u in used), used
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return word_errors(benchmark_text(reference), benchmark_text(hypothesis)).rate
+
+
+def worker(args) -> None:
+    """In a fresh process: load the model, transcribe one input, print {seconds, rss_mb, text}."""
+    import torch
+
+    from asr.checkpoint import load_model
+    from asr.decode import DecodingOptions, make_decoder
+    from asr.transcribe import transcribe_file
+
+    torch.set_num_threads(args.threads)
+    loaded = load_model(args.model)
+    decoder = make_decoder(DecodingOptions(decoder=args.decoder), loaded.tokenizer)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            transcribe_file(loaded, args.worker, decoder)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), file=sys.stderr)
+        return
+    start = time.perf_counter()
+    hyp = transcribe_file(loaded, args.worker, decoder)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "text": hyp.text}))
+
+
+def run_ours(path: Path, args, decoder: str, profile: bool = False) -> dict:
+    command = [sys.executable, __file__, "--worker", str(path), "--model", str(args.model),
+               "--threads", str(args.threads), "--decoder", decoder] + (["--profile"] if profile else [])
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"worker failed on {path}:\n{result.stderr}")
+    return result if profile else json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def per_utterance_wer(model: Path, utterances: list[Utterance], threads: int) -> float:
+    import torch
+
+    from asr.checkpoint import load_model
+    from asr.decode import GreedyDecoder
+    from asr.evaluate import decode_utterances
+
+    torch.set_num_threads(threads)
+    loaded = load_model(model)
+    hyps = decode_utterances(loaded.model, loaded.features, utterances, GreedyDecoder(loaded.tokenizer),
+                             num_workers=0)
+    return wer(" ".join(u.text for u in utterances), " ".join(hyps[u.id].text for u in utterances))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="default: the recipe's best.pt, else the bundled model")
+    parser.add_argument("--manifest", default=str(DEV_MANIFEST))
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
+    parser.add_argument("--beam-minutes", type=float, nargs="*", default=[1, 10],
+                        help="inputs also decoded with beam search")
+    parser.add_argument("--peer-minutes", type=float, default=10, help="the input the peers run on")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: transcribe this file and report
+    parser.add_argument("--decoder", default="greedy", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    args.model = args.model or default_model()
+
+    print(machine_line())
+    print(f"model: {args.model}; {args.threads} torch threads")
+    utterances = read_manifest(args.manifest)
+    inputs = {m: make_input(utterances, m, WORK) for m in sorted({*args.minutes, args.peer_minutes})}
+    rows = []  # (system, minutes, audio seconds, result dict)
+    for minutes in args.minutes:
+        path, _, _ = inputs[minutes]
+        for decoder in ["greedy"] + (["beam"] if minutes in args.beam_minutes else []):
+            result = run_ours(path, args, decoder)
+            rows.append((f"asr {decoder}", minutes, sf.info(path).duration, result))
+            print(f"  asr {decoder} {minutes:g} min: {result['seconds']:.1f} s, {result['rss_mb']:.0f} MiB",
+                  file=sys.stderr, flush=True)
+
+    path, reference, used = inputs[args.peer_minutes]
+    duration = sf.info(path).duration
+    if not args.no_peers:
+        from peers import PEERS, transcribe_with_peer
+
+        whole = Utterance(path.stem, str(path), duration, reference, "dev")
+        for system in PEERS:
+            items = used if system in SEGMENTED_PEERS else [whole]
+            texts, seconds = transcribe_with_peer(system, items, args.threads)
+            result = {"seconds": seconds, "text": " ".join(texts[item.id] for item in items)}
+            rows.append((system, args.peer_minutes, duration, result))
+            print(f"  {system} {args.peer_minutes:g} min: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    print(f"\n{'system':<22} {'input':>6} {'RTF':>7} {'x realtime':>10} {'peak RSS':>9} {'WER':>7}")
+    for system, minutes, seconds, result in rows:
+        rtf = result["seconds"] / seconds
+        rss = f"{result['rss_mb']:.0f} MiB" if "rss_mb" in result else "-"
+        score = f"{wer(reference, result['text']):.1%}" if minutes == args.peer_minutes else "-"
+        print(f"{system:<22} {minutes:>4g} m {rtf:>7.4f} {1 / rtf:>9.0f}x {rss:>9} {score:>7}")
+    print(f"asr greedy, utterance by utterance (asr evaluate) on the same {len(used)} utterances: "
+          f"WER {per_utterance_wer(args.model, used, args.threads):.1%}")
+
+    greedy = {minutes: result for system, minutes, _, result in rows if system == "asr greedy"}
+    if len(greedy) > 1:
+        low, high = min(greedy), max(greedy)
+        print(f"peak RSS {high:g} min / {low:g} min: {greedy[high]['rss_mb'] / greedy[low]['rss_mb']:.2f}x")
+    peer_rtf = {system: result["seconds"] / seconds for system, minutes, seconds, result in rows
+                if minutes == args.peer_minutes}
+    for system in [s for s in peer_rtf if not s.startswith("asr") and "asr greedy" in peer_rtf]:
+        print(f"asr greedy vs {system} on {args.peer_minutes:g} min: "
+              f"{peer_rtf[system] / peer_rtf['asr greedy']:.1f}x faster")
+    if 1 in args.minutes:
+        print("\nprofile, asr greedy on the 1-minute input (torch.profiler, by self CPU time):")
+        print(run_ours(inputs[1][0], args, "greedy", profile=True).stderr)
+
+
+if __name__ == "__main__":
+    main()
