@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # for peers.py when run as a script
+sys.path.insert(0, str(HERE))  # for common.py and peers.py when run as a script
 
 from asr.checkpoint import load_model  # noqa: E402
 from asr.data.manifest import Utterance, read_manifest  # noqa: E402
@@ -37,9 +37,9 @@ from asr.decode import Hypothesis, make_decoder  # noqa: E402
 from asr.evaluate import decode_utterances, score, write_report  # noqa: E402
 from asr.pretrained import default_model_path, stored_decoding  # noqa: E402
 from asr.text import normalize_text  # noqa: E402
+from common import DEV_MANIFEST, machine_line  # noqa: E402
 from peers import PEERS, transcribe_with_peer  # noqa: E402
 
-DEV_MANIFEST = HERE.parent / "recipes/speechocean762/data/dev.jsonl"
 _NUMBER = re.compile(r"\d+")
 
 
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    print(machine_line())
     utterances = select(read_manifest(args.manifest), args.limit)
     audio_seconds = sum(u.duration for u in utterances)
     print(f"{args.manifest}: {len(utterances)} utterances, {audio_seconds / 60:.1f} min of audio", flush=True)
