@@ -322,56 +322,63 @@ def finished_files(output: str | Path, fmt: str) -> set[str]:
 
 
 def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fmt: str = "txt",
-                    out=sys.stdout, options: TranscribeOptions = TranscribeOptions(),
+                    out=None, options: TranscribeOptions = TranscribeOptions(),
                     output: str | Path | None = None, resume: bool = False) -> int:
     """Transcribe `paths`, writing each result as soon as it is done. Returns the number of failures.
 
-    Results go to `out` (one entry per file, `format_result`), or with `output` are
+    Results go to `out` (default: sys.stdout; one entry per file, `format_result`), or with `output` are
     appended to that file one whole line at a time; `resume` skips the files already
     there. Without `resume` an existing, non-empty `output` is refused rather than lost.
     """
-    fd = None
-    if output is not None:
-        output = Path(output)
-        if fmt not in LINE_FORMATS:
-            raise OutputError(f"{output}: --output takes one line per file: use --format {' or '.join(LINE_FORMATS)}")
-        if resume:
-            done = finished_files(output, fmt)
-            paths = [p for p in paths if str(p) not in done]
-            if done:
-                print(f"resuming: {len(done)} file(s) already in {output}, {len(paths)} to go", file=sys.stderr)
-        elif output.exists() and output.stat().st_size:
-            raise OutputError(f"{output}: already exists; pass --resume to continue it, or remove it")
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise OutputError(f"{output}: cannot write ({err.strerror})") from None
-    seconds = 0.0
+    out = out or sys.stdout
+    fd, paths = (None, paths) if output is None else _open_output(Path(output), fmt, resume, paths)
+    total = 0.0
     for path in paths:
         try:
-            seconds += audio_info(path)[0]
+            total += audio_info(path)[0]
         except AudioError:
             pass  # reported when its turn comes
+    bar = tqdm(total=total, unit="s", desc="audio", disable=None, file=sys.stderr,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]")
+
+    def progress(seconds: float) -> None:
+        # The last output frame of a file can reach past its end: never count beyond the total.
+        bar.update(max(0.0, min(seconds, bar.total - bar.n)))
+
     failures = 0
-    bar = tqdm(total=round(seconds), unit="s", desc="audio", disable=None, file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}, {rate_fmt}]")
     try:
-        for path, result in iter_transcripts(loaded, paths, decoder, options, on_audio=bar.update):
+        for path, result in iter_transcripts(loaded, paths, decoder, options, on_audio=progress):
             if isinstance(result, AudioError):
                 bar.write(f"error: {result}", file=sys.stderr)
                 failures += 1
-                continue
-            line = format_result(path, result, fmt)
-            if fd is None:
-                print(line, file=out, flush=True)
+            elif fd is None:
+                bar.write(format_result(path, result, fmt), file=out)  # keeps the bar off the line
+                out.flush()
             else:
-                _append_line(fd, line)
+                _append_line(fd, format_result(path, result, fmt))
     finally:
         bar.close()
         if fd is not None:
             os.close(fd)
     return failures
+
+
+def _open_output(output: Path, fmt: str, resume: bool, paths: list[Path]) -> tuple[int, list[Path]]:
+    """Open `output` for appending; returns its descriptor and the paths still to do."""
+    if fmt not in LINE_FORMATS:
+        raise OutputError(f"{output}: --output takes one line per file: use --format {' or '.join(LINE_FORMATS)}")
+    if resume:
+        done = finished_files(output, fmt)
+        paths = [p for p in paths if str(p) not in done]
+        if done:
+            print(f"resuming: {len(done)} file(s) already in {output}, {len(paths)} to go", file=sys.stderr)
+    elif output.exists() and output.stat().st_size:
+        raise OutputError(f"{output}: already exists; pass --resume to continue it, or remove it")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), paths
+    except OSError as err:
+        raise OutputError(f"{output}: cannot write ({err.strerror})") from None
 
 
 def _append_line(fd: int, line: str) -> None:

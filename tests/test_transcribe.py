@@ -25,7 +25,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.audio import SAMPLE_RATE, load_audio
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import LoadedModel, load_model, make_checkpoint, save_atomic
 from asr.cli import main
 from asr.data.manifest import read_manifest
@@ -228,6 +228,27 @@ def test_real_model_on_three_minutes_runs_window_by_window(tiny_checkpoint, spee
     assert hyp.text == " ".join(w.text for w in hyp.words)
 
 
+def test_a_file_failing_midway_is_one_error_in_its_place(tiny_checkpoint, speech_dir, tmp_path, monkeypatch):
+    """A window that cannot be read fails its file only; results still come in input order."""
+    short = sorted(speech_dir.glob("*.wav"))
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate([load_audio(p) for p in short] * 8), SAMPLE_RATE)
+
+    def flaky(path, offset=0.0, duration=None):
+        if Path(path) == long and offset > 0:
+            raise AudioError(path, "read error")
+        return load_audio(path, offset, duration)
+
+    monkeypatch.setattr(transcribe, "load_audio", flaky)
+    loaded = load_model(tiny_checkpoint)
+    paths = [short[0], long, short[1]]
+    options = TranscribeOptions(window_seconds=6.0, overlap_seconds=1.0, batch_windows=3, jobs=2)
+    results = list(iter_transcripts(loaded, paths, GreedyDecoder(loaded.tokenizer), options))
+    assert [path for path, _ in results] == paths
+    assert [type(result).__name__ for _, result in results] == ["Hypothesis", "AudioError", "Hypothesis"]
+    assert str(results[1][1]).startswith(str(long))
+
+
 # ---- batch runs: output as it goes, kill, resume ---------------------------------------
 
 
@@ -292,6 +313,12 @@ def test_output_is_refused_rather_than_overwritten(tiny_checkpoint, speech_dir, 
     assert "already exists" in capsys.readouterr().err and out.read_text() == "earlier\tresults\n"
     assert main(["transcribe", str(speech_dir), "--model", str(tiny_checkpoint), "--resume"]) == 1
     assert "--resume needs --output" in capsys.readouterr().err
+
+
+def test_without_output_each_file_is_printed_in_order(tiny_checkpoint, speech_dir, capsys):
+    assert main(["transcribe", str(speech_dir), "--model", str(tiny_checkpoint), "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["file"] for row in rows] == sorted(str(p) for p in speech_dir.glob("*.wav"))
 
 
 def test_txt_output_resumes_too(tiny_checkpoint, speech_dir, tmp_path, capsys):
