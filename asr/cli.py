@@ -1,8 +1,10 @@
 """The `asr` command: thin wrappers over the library.
 
     asr prepare kaldi|librispeech-dir|folder SRC OUT.jsonl   build a manifest
+    asr prepare librispeech --subsets S... --root DIR [--mirror URL]   download + one manifest per subset
     asr synth --text-manifest TRAIN.jsonl --out-dir D --manifest OUT.jsonl --count N
-    asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]
+    asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
+    asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
     asr evaluate --model CKPT --manifest M [--out-dir D] [--decoder beam --lm LM --lexicon LEX ...]
     asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl|srt|vtt]   (default model: bundled)
         [--output F [--resume]] [--jobs N]   append lines to F as files finish; skip those already there
@@ -28,11 +30,12 @@ from asr.config import ConfigError
 from asr.data.manifest import ManifestError
 from asr.data.synthesize import SynthesisError
 from asr.decode import DecoderError
+from asr.download import DownloadError
 from asr.lm import CorpusError
 from asr.transcribe import OutputError
 
 USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, SynthesisError, OutputError,
-               FileNotFoundError, DecoderError, CorpusError)
+               FileNotFoundError, DecoderError, DownloadError, CorpusError)
 
 
 def cmd_prepare(args) -> int:
@@ -45,6 +48,20 @@ def cmd_prepare(args) -> int:
     write_manifest(utterances, args.manifest)
     hours = sum(u.duration for u in utterances) / 3600
     print(f"wrote {args.manifest}: {len(utterances)} utterances, {hours:.2f} h")
+    return 0
+
+
+def cmd_prepare_librispeech(args) -> int:
+    from asr.data.librispeech import download_librispeech, prepare_librispeech, read_md5sums
+
+    checksums = read_md5sums(args.checksums) if args.checksums else None
+    download_librispeech(args.subsets, args.root, mirror=args.mirror, checksums=checksums)
+    if args.download_only:
+        return 0
+    manifest_dir = Path(args.manifest_dir or Path(args.root) / "manifests")
+    for subset, utterances in prepare_librispeech(args.subsets, args.root, manifest_dir, jobs=args.jobs).items():
+        hours = sum(u.duration for u in utterances) / 3600
+        print(f"{manifest_dir / subset}.jsonl: {len(utterances)} utterances, {hours:.2f} h")
     return 0
 
 
@@ -73,7 +90,16 @@ def cmd_train(args) -> int:
     if not config.train_manifest:
         raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train_manifest")
     trainer = run(config, args.exp_dir)
-    print(f"finished at step {trainer.state.step}; checkpoints in {args.exp_dir}")
+    if trainer.dist.is_main:  # under torchrun, one line rather than one per process
+        print(f"finished at step {trainer.state.step}; checkpoints in {args.exp_dir}")
+    return 0
+
+
+def cmd_average(args) -> int:
+    from asr.average import average
+
+    out = average(args.exp_dir, last=args.last, best=args.best, out=args.out)
+    print(f"wrote {out}")
     return 0
 
 
@@ -192,6 +218,7 @@ def cmd_export(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from asr import __version__
     from asr.config import add_flags
+    from asr.data.librispeech import SUBSETS as LIBRISPEECH_SUBSETS
     from asr.decode import DecodingOptions
     from asr.lm import LIBRISPEECH_LMS
     from asr.train import RunConfig
@@ -201,12 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="build a JSONL manifest from a corpus on disk")
-    p.add_argument("layout", choices=["kaldi", "librispeech-dir", "folder"])
-    p.add_argument("source", help="Kaldi data dir, LibriSpeech subset folder, or folder of audio + .txt")
-    p.add_argument("manifest", help="output manifest (.jsonl)")
-    p.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
-    p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("prepare", help="build JSONL manifests from a corpus on disk (or download it first)")
+    layouts = p.add_subparsers(dest="layout", required=True, metavar="LAYOUT")
+    for layout, source in (("kaldi", "Kaldi data dir"), ("librispeech-dir", "LibriSpeech subset folder"),
+                           ("folder", "folder of audio files with .txt transcripts")):
+        q = layouts.add_parser(layout, help=f"one manifest from a {source}")
+        q.add_argument("source", help=source)
+        q.add_argument("manifest", help="output manifest (.jsonl)")
+        q.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
+        q.set_defaults(func=cmd_prepare)
+    q = layouts.add_parser("librispeech", help="download LibriSpeech subsets, write a manifest for each")
+    q.add_argument("--subsets", nargs="+", required=True, choices=LIBRISPEECH_SUBSETS, metavar="SUBSET",
+                   help=", ".join(LIBRISPEECH_SUBSETS))
+    q.add_argument("--root", required=True, help="archives go here, extracted audio in ROOT/LibriSpeech")
+    q.add_argument("--manifest-dir", help="where SUBSET.jsonl go (default: ROOT/manifests)")
+    q.add_argument("--mirror", help="URL standing for https://www.openslr.org/resources (file:// works too)")
+    q.add_argument("--checksums", help="md5sum-style file replacing the published MD5s (for private mirrors)")
+    q.add_argument("--download-only", action="store_true", help="download and extract, write no manifests")
+    q.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
+    q.set_defaults(func=cmd_prepare_librispeech)
 
     p = sub.add_parser("synth", help="synthesize extra training speech (espeak-ng, flite, piper)")
     p.add_argument("--text-manifest", action="append", default=[], metavar="M",
@@ -226,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp-dir", required=True, help="folder for checkpoints, logs and the resolved config")
     add_flags(p, RunConfig)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("average", help="average the weights of the last N or best N epoch checkpoints")
+    p.add_argument("--exp-dir", required=True, help="training folder (trained with --train.keep_last K)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--last", type=int, default=0, metavar="N", help="the N newest epoch-*.pt")
+    which.add_argument("--best", type=int, default=0, metavar="N", help="the N with the lowest dev WER")
+    p.add_argument("--out", help="output checkpoint (default: EXP/avg-last-N.pt or EXP/avg-best-N.pt)")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("evaluate", help="decode a manifest and report WER/CER")
     p.add_argument("--model", required=True)

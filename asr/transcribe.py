@@ -27,9 +27,10 @@ Batch runs (`transcribe_many`, the CLI):
   * a progress bar in audio seconds, and `jobs` threads reading and featurizing
     audio ahead of the model;
   * with `--output FILE`, one line per file (txt: `path<TAB>text`, jsonl:
-    `{"file", "text", "words"}`, see asr.subtitles) is appended with a single write as soon as the file is
-    done, so a killed run leaves only whole lines; `--resume` skips the files
-    already in FILE (and drops a torn last line left by a crash);
+    `{"file", "text", "words"}`, see asr.subtitles) is appended with a single
+    write as soon as the file is done, so a killed run leaves only whole lines;
+    `--resume` skips the files already in FILE (and drops a torn last line left
+    by a crash);
   * a file that cannot be read is reported on stderr in one line, is not written
     to the output (a resumed run tries it again) and the exit status is then 1.
 """
@@ -234,7 +235,7 @@ def iter_transcripts(loaded: LoadedModel, paths: Iterable[str | Path], decoder: 
     with ThreadPoolExecutor(options.jobs) as pool:
         ahead = max(2 * options.batch_windows, options.jobs)  # windows read ahead of the model
         pending: deque = deque()  # (state, window, future) in file order
-        finished: deque = deque()  # states whose windows are all queued, in file order
+        waiting: deque = deque()  # files not yielded yet, in input order
         batch: list = []
 
         def drain() -> Iterator[tuple[Path, Hypothesis | AudioError]]:
@@ -242,8 +243,8 @@ def iter_transcripts(loaded: LoadedModel, paths: Iterable[str | Path], decoder: 
             if batch:
                 run_batch(batch)
                 batch.clear()
-            while finished and (finished[0].error or len(finished[0].pieces) == len(finished[0].windows)):
-                state = finished.popleft()
+            while waiting and (waiting[0].error or len(waiting[0].pieces) == len(waiting[0].windows)):
+                state = waiting.popleft()
                 yield state.path, state.error or stitch(state.pieces, space_id)
 
         def take_one() -> Iterator[tuple[Path, Hypothesis | AudioError]]:
@@ -260,7 +261,7 @@ def iter_transcripts(loaded: LoadedModel, paths: Iterable[str | Path], decoder: 
                 yield from drain()
 
         for state in map(plan, map(Path, paths)):
-            finished.append(state)
+            waiting.append(state)
             for window in state.windows:
                 pending.append((state, window, pool.submit(featurize, state.path, window)))
                 while len(pending) > ahead:
@@ -332,7 +333,7 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fm
     """
     out = out or sys.stdout
     fd, paths = (None, paths) if output is None else _open_output(Path(output), fmt, resume, paths)
-    total = 0.0
+    total = 0.0  # seconds of audio, for the progress bar (headers only: cheap)
     for path in paths:
         try:
             total += audio_info(path)[0]

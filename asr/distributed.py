@@ -1,0 +1,85 @@
+"""Data-parallel training across processes, GPUs and nodes, as started by `torchrun`.
+
+    torchrun --nproc_per_node=4 -m asr train --config conf.yaml --exp-dir EXP
+
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE in each process's environment;
+`Distributed.from_env()` reads them (a plain `asr train` is rank 0 of 1) and
+`join()` starts the process group: NCCL between GPUs, gloo on CPUs. Training
+then wraps the model in DistributedDataParallel, gives each rank every
+`world_size`-th batch, and lets only rank 0 write files and progress bars.
+The helpers below are no-ops in a single process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in the job."""
+
+    rank: int = 0  # 0 .. world_size - 1, over all nodes
+    local_rank: int = 0  # index on this node: which GPU to use
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size == 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), world_size)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints, logs and progress bars."""
+        return self.rank == 0
+
+    def join(self, device: torch.device) -> bool:
+        """Start the process group unless there is one (or no other process).
+        Returns whether this call started it (and so should end it with `leave`)."""
+        if not self.enabled or dist.is_initialized():
+            return False
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return True
+
+    def leave(self) -> None:
+        dist.destroy_process_group()
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """The module to train: DistributedDataParallel around `model` when there are several ranks."""
+        if not self.enabled:
+            return model
+        device_ids = [device.index] if device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def gather(self, obj) -> list:
+        """Every rank's `obj`, in rank order (on every rank)."""
+        if not self.enabled:
+            return [obj]
+        objects = [None] * self.world_size
+        dist.all_gather_object(objects, obj)
+        return objects
+
+    def sum(self, values: list[float], device: torch.device) -> list[float]:
+        """Element-wise sum of `values` over all ranks."""
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def barrier(self) -> None:
+        """Wait here until every rank has arrived (e.g. while rank 0 evaluates)."""
+        if self.enabled:
+            dist.barrier()
