@@ -1,6 +1,6 @@
 """CPU training throughput for the default config, and the padding our duration sampler saves.
 
-    python benchmarks/train_step.py [--manifest TRAIN.jsonl] [--steps 30] [--config YAML]
+    python benchmarks/train_step.py [--manifest TRAIN.jsonl] [--steps 12] [--config YAML]
 
 1. Throughput: `asr.train.run`, the real training loop (features computed on the
    fly in a DataLoader worker, SpecAugment, forward, CTC loss, backward, AdamW
@@ -31,6 +31,8 @@ from asr.data.sampler import DurationBatchSampler
 from asr.train import RunConfig, run
 from common import TRAIN_MANIFEST, machine_line
 
+LOG_EVERY = 3  # steps per throughput window in metrics.jsonl
+
 
 def padding_fraction(durations: np.ndarray, batches: list[list[int]]) -> float:
     """Padded share of all frames when each batch is padded to its longest utterance."""
@@ -41,7 +43,7 @@ def padding_fraction(durations: np.ndarray, batches: list[list[int]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--manifest", default=str(TRAIN_MANIFEST))
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--config", help="recipe YAML to measure instead of the defaults")
     args = parser.parse_args()
     print(machine_line())
@@ -50,7 +52,7 @@ def main() -> None:
     if args.config:
         config = merge(config, load_yaml(args.config))
     config = merge(config, {"train_manifest": args.manifest, "dev_manifest": "",
-                            "train": {"max_steps": args.steps, "log_every": 5, "sortagrad": False,
+                            "train": {"max_steps": args.steps, "log_every": LOG_EVERY, "sortagrad": False,
                                       "checkpoint_every": 10**9, "device": "cpu"}})
 
     durations = np.array([u.duration for u in read_manifest(args.manifest)])
@@ -69,7 +71,7 @@ def main() -> None:
     model = config.model
     print(f"train    {args.config or 'default config'} ({model.num_layers}x{model.hidden_size} BiLSTM, subsample {model.subsample}, "
           f"{config.train.max_batch_seconds:g} s batches), {torch.get_num_threads()} threads: "
-          f"{statistics.median(speeds):.1f} audio-s/s (median of {len(speeds)} windows of 5 steps, "
+          f"{statistics.median(speeds):.1f} audio-s/s (median of {len(speeds)} windows of {LOG_EVERY} steps, "
           f"range {min(speeds):.1f}-{max(speeds):.1f})")
 
 
