@@ -1,6 +1,7 @@
 """The `asr` command: thin wrappers over the library.
 
     asr prepare kaldi|librispeech-dir|folder SRC OUT.jsonl   build a manifest
+    asr prepare speechocean762 --root DIR | --corpus-dir DIR [--manifest-dir D] [--mirror URL]
     asr prepare librispeech --subsets S... --root DIR [--mirror URL]   download + one manifest per subset
     asr synth --text-manifest TRAIN.jsonl --out-dir D --manifest OUT.jsonl --count N
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
@@ -62,6 +63,22 @@ def cmd_prepare_librispeech(args) -> int:
     for subset, utterances in prepare_librispeech(args.subsets, args.root, manifest_dir, jobs=args.jobs).items():
         hours = sum(u.duration for u in utterances) / 3600
         print(f"{manifest_dir / subset}.jsonl: {len(utterances)} utterances, {hours:.2f} h")
+    return 0
+
+
+def cmd_prepare_speechocean762(args) -> int:
+    from asr.data.speechocean import download_speechocean762, prepare_speechocean762
+
+    if args.corpus_dir and not args.manifest_dir:
+        raise ConfigError("--corpus-dir needs --manifest-dir (where train.jsonl and dev.jsonl go)")
+    corpus = args.corpus_dir or download_speechocean762(args.root, mirror=args.mirror, md5=args.md5)
+    if args.download_only:
+        print(f"corpus ready in {corpus}")
+        return 0
+    manifest_dir = Path(args.manifest_dir or Path(args.root) / "manifests")
+    for name, utterances in prepare_speechocean762(corpus, manifest_dir, jobs=args.jobs).items():
+        hours = sum(u.duration for u in utterances) / 3600
+        print(f"{manifest_dir / name}.jsonl: {len(utterances)} utterances, {hours:.2f} h")
     return 0
 
 
@@ -247,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--download-only", action="store_true", help="download and extract, write no manifests")
     q.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
     q.set_defaults(func=cmd_prepare_librispeech)
+    q = layouts.add_parser("speechocean762", help="download speechocean762 (or use a copy), write train/dev manifests")
+    source = q.add_mutually_exclusive_group(required=True)
+    source.add_argument("--root", help="download here: archive in ROOT, corpus in ROOT/speechocean762")
+    source.add_argument("--corpus-dir", help="use this copy instead (train/ and dev/ or test/), no download")
+    q.add_argument("--manifest-dir", help="where train.jsonl and dev.jsonl go (default: ROOT/manifests)")
+    q.add_argument("--mirror", help="URL standing for https://www.openslr.org/resources (file:// works too)")
+    q.add_argument("--md5", help="MD5 of the mirror's archive (default: check the OpenSLR archive's size)")
+    q.add_argument("--download-only", action="store_true", help="download and extract, write no manifests")
+    q.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
+    q.set_defaults(func=cmd_prepare_speechocean762)
 
     p = sub.add_parser("synth", help="synthesize extra training speech (espeak-ng, flite, piper)")
     p.add_argument("--text-manifest", action="append", default=[], metavar="M",
