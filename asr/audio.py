@@ -27,7 +27,13 @@ _STREAMING_SIZES = (0, 0xFFFFFFFF)  # sizes written by recorders that never fina
 class AudioError(ValueError):
     """An audio file that cannot be used. The message starts with the file's path."""
 
-    def __init__(self, path: str | os.PathLike, reason: str):
+    def __init__(self, path: str | os.PathLike, reason: str | None = None):
+        if reason is None:
+            # Rebuilt from its message alone, as pickle does, and as torch's DataLoader does
+            # with a worker's error (the message then ends "...AudioError: PATH: REASON" after
+            # the worker's traceback): keep that last line, so the CLI still prints one line.
+            last_line = str(path).rstrip().splitlines()[-1]
+            path, _, reason = last_line.split("AudioError: ", 1)[-1].partition(": ")
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")

@@ -6,6 +6,7 @@ espeak-ng outputs are cached per session because synthesis costs ~50 ms a call.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from asr.audio import SAMPLE_RATE
 from asr.data.manifest import Utterance, write_manifest
+
+# Test models are tiny: one intra-op thread is as fast as two, and on a busy 2-core
+# machine two threads thrash (10 steps of the overfit run below: 35 s with two, 7 s with one).
+# Subprocesses get the same through ONE_THREAD_ENV.
+torch.set_num_threads(1)
+ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 SENTENCES = [
     "the cat sat on the mat",
@@ -75,3 +83,26 @@ def tone(seconds: float, rate: int = SAMPLE_RATE, channels: int = 1, freq: float
     t = np.arange(int(seconds * rate)) / rate
     wave = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
     return wave if channels == 1 else np.stack([wave] * channels, axis=1)
+
+
+@pytest.fixture(scope="session")
+def overfit_exp(speech_manifest, tmp_path_factory) -> Path:
+    """Experiment folder (last.pt, config.yaml, metrics.jsonl) of a tiny BiLSTM-CTC trained
+    through asr.train.run until it overfits `speech_manifest`; ~25 s on 2 busy CPU cores.
+    Greedy decoding then gets those six sentences (nearly) right: tests/test_train.py checks."""
+    from asr.features import SpecAugmentConfig
+    from asr.model import ModelConfig
+    from asr.train import RunConfig, TrainConfig, run
+
+    config = RunConfig(
+        train_manifest=str(speech_manifest),
+        specaug=SpecAugmentConfig(freq_masks=0, time_masks=0),
+        model=ModelConfig(hidden_size=128, num_layers=1, subsample=3, dropout=0.0),
+        # All six utterances (~10 s) fit one batch, so an epoch is one step: 200 steps.
+        train=TrainConfig(epochs=200, max_batch_seconds=100.0, lr=3e-3, warmup_steps=10, final_lr_ratio=0.1,
+                          weight_decay=0.0, sortagrad=False, log_every=5, checkpoint_every=1000,
+                          num_workers=0, device="cpu"),
+    )
+    exp_dir = tmp_path_factory.mktemp("overfit")
+    run(config, exp_dir)
+    return exp_dir

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import soundfile as sf
+from torch._utils import ExceptionWrapper
 
 from asr.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
 from conftest import tone
@@ -117,6 +120,29 @@ def test_audio_info_rejects_unusable_file_naming_it(tmp_path, case):
     with pytest.raises(AudioError, match=reason) as info:
         audio_info(path)
     assert str(info.value).startswith(str(path))
+
+
+def test_audio_error_survives_pickling():
+    for path in ["/data/c.wav", "/data/odd: name.wav"]:
+        error = pickle.loads(pickle.dumps(AudioError(path, "contains no audio samples")))
+        assert (error.path, error.reason, str(error)) == (path, "contains no audio samples",
+                                                          f"{path}: contains no audio samples")
+
+
+def test_audio_error_from_a_dataloader_worker_stays_an_audio_error(tmp_path):
+    """A worker's exception is re-raised in the main process by rebuilding it from the
+    worker's traceback text (torch's ExceptionWrapper). It must still be an AudioError with
+    a one-line message naming the file, which the CLI prints as `error: ...`.
+    (tests/test_cli.py runs the same through a real worker.)"""
+    bad = _text_as_wav(tmp_path)
+    try:
+        load_audio(bad)
+    except AudioError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(AudioError) as info:
+        wrapped.reraise()
+    assert str(info.value) == f"{bad}: not a readable audio file (Format not recognised.)"
+    assert info.value.path == str(bad)
 
 
 def test_streaming_wav_with_unknown_length_still_loads(tmp_path):

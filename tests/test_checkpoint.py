@@ -1,0 +1,119 @@
+"""asr.checkpoint: self-describing checkpoints, atomic saves, clear errors for bad files."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from asr.checkpoint import CheckpointError, load_model, make_checkpoint, read_checkpoint, save_atomic
+from asr.features import FeatureConfig
+from asr.model import CTCModel, ModelConfig
+from asr.text import CharTokenizer
+
+
+@pytest.fixture
+def model() -> CTCModel:
+    torch.manual_seed(0)
+    return CTCModel(ModelConfig(n_mels=40, subsample=2, hidden_size=16, num_layers=2, vocab_size=29)).eval()
+
+
+FEATURES = FeatureConfig(n_mels=40, hop_ms=12.5)
+
+
+def test_round_trip_gives_the_same_model(model, tmp_path):
+    path = tmp_path / "model.pt"
+    save_atomic(make_checkpoint(model, FEATURES, CharTokenizer(), decoding={"decoder": "greedy"}), path)
+    loaded = load_model(path)
+    assert loaded.features == FEATURES
+    assert loaded.tokenizer.vocab == CharTokenizer().vocab
+    assert loaded.model.config == model.config
+    assert loaded.decoding == {"decoder": "greedy"}
+    assert not loaded.model.training
+    assert loaded.frame_seconds == pytest.approx(0.025)  # 12.5 ms hop x 2
+    features = torch.randn(3, 57, 40)
+    lengths = torch.tensor([57, 40, 9])
+    with torch.no_grad():
+        expected, expected_lengths = model(features, lengths)
+        actual, actual_lengths = loaded.model(features, lengths)
+    assert torch.equal(actual, expected) and torch.equal(actual_lengths, expected_lengths)
+
+
+def test_checkpoint_describes_itself(model):
+    checkpoint = make_checkpoint(model, FEATURES, CharTokenizer(), train_state={"step": 5})
+    assert checkpoint["model_config"]["hidden_size"] == 16
+    assert checkpoint["feature_config"]["hop_ms"] == 12.5
+    assert checkpoint["vocab"][0] == "<blank>"
+    assert checkpoint["torch_version"] == torch.__version__
+    assert checkpoint["train_state"] == {"step": 5}
+    assert all(t.device.type == "cpu" for t in checkpoint["model_state_dict"].values())
+
+
+def test_save_atomic_leaves_no_temp_files(model, tmp_path):
+    for _ in range(3):  # overwriting goes through the same temp file + rename
+        save_atomic(make_checkpoint(model, FEATURES, CharTokenizer()), tmp_path / "last.pt")
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_failed_save_keeps_the_previous_file(model, tmp_path):
+    path = tmp_path / "last.pt"
+    save_atomic(make_checkpoint(model, FEATURES, CharTokenizer()), path)
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        save_atomic({"unpicklable": lambda: None}, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def _torn(tmp_path, model):
+    path = tmp_path / "torn.pt"
+    save_atomic(make_checkpoint(model, FEATURES, CharTokenizer()), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _garbage(tmp_path, model):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(os.urandom(4096))
+    return path
+
+
+def _text(tmp_path, model):
+    path = tmp_path / "notes.pt"
+    path.write_text("not a checkpoint")
+    return path
+
+
+def _empty(tmp_path, model):
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    return path
+
+
+def _foreign(tmp_path, model):
+    path = tmp_path / "foreign.pt"
+    torch.save(model.state_dict(), path)  # a bare state dict: a torch file, but not ours
+    return path
+
+
+def _missing(tmp_path, model):
+    return tmp_path / "missing.pt"
+
+
+BAD = {"torn": (_torn, "not a readable checkpoint"), "garbage": (_garbage, "not a readable checkpoint"),
+       "text": (_text, "not a readable checkpoint"), "empty": (_empty, "not a readable checkpoint"),
+       "foreign": (_foreign, "not an asr checkpoint"), "missing": (_missing, "checkpoint not found")}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_checkpoint_files_raise_checkpoint_error(tmp_path, model, case):
+    make, reason = BAD[case]
+    path = make(tmp_path, model)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: {reason}")
+    assert "\n" not in str(info.value)
+    with pytest.raises(CheckpointError):
+        read_checkpoint(path)

@@ -1,0 +1,220 @@
+"""The `asr` command end to end: prepare, train, evaluate, transcribe, and clean errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+import yaml
+
+from asr.audio import SAMPLE_RATE, load_audio
+from asr.checkpoint import read_checkpoint
+from asr.cli import main
+from asr.data.manifest import read_manifest
+from asr.metrics import char_errors
+from conftest import ONE_THREAD_ENV, SENTENCES
+
+
+def _one_error_line(stderr: str, *names: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for name in names:
+        assert name in lines[0]
+    return lines[0]
+
+
+# --- prepare --------------------------------------------------------------------------------
+
+
+def test_prepare_folder(speech_dir, tmp_path, capsys):
+    out = tmp_path / "folder.jsonl"
+    assert main(["prepare", "folder", str(speech_dir), str(out), "--jobs", "1"]) == 0
+    assert f"wrote {out}: 6 utterances" in capsys.readouterr().out
+    utterances = read_manifest(out)
+    assert [(u.id, u.text) for u in utterances] == [(f"utt{i}", text) for i, text in enumerate(SENTENCES)]
+    for u in utterances:
+        assert u.duration == pytest.approx(sf.info(u.audio_path).duration, abs=1e-4)
+
+
+def test_prepare_kaldi(speech_dir, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(speech_dir, corpus / "audio", ignore=shutil.ignore_patterns("*.txt"))
+    data = corpus / "train"
+    data.mkdir()
+    ids = [f"spk{i % 2}-utt{i}" for i in range(len(SENTENCES))]
+    (data / "wav.scp").write_text("".join(f"{u} audio/utt{i}.wav\n" for i, u in enumerate(ids)))
+    (data / "text").write_text("".join(f"{u} {t.upper()}\n" for u, t in zip(ids, SENTENCES)))
+    (data / "utt2spk").write_text("".join(f"{u} {u[:4]}\n" for u in ids))
+    out = tmp_path / "kaldi.jsonl"
+    assert main(["prepare", "kaldi", str(data), str(out), "--jobs", "1"]) == 0
+    assert f"wrote {out}: 6 utterances" in capsys.readouterr().out
+    got = {u.id: (u.text, u.speaker, Path(u.audio_path).name) for u in read_manifest(out)}
+    assert got == {u: (t.upper(), u[:4], f"utt{i}.wav") for i, (u, t) in enumerate(zip(ids, SENTENCES))}
+
+
+def test_prepare_errors_are_one_line(tmp_path, capsys):
+    assert main(["prepare", "folder", str(tmp_path / "nowhere"), str(tmp_path / "x.jsonl")]) == 1
+    _one_error_line(capsys.readouterr().err, "nowhere", "not a folder")
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+# --- train ----------------------------------------------------------------------------------
+
+
+def _tiny_yaml(tmp_path: Path, manifest: Path, **sections) -> Path:
+    config = {
+        "train_manifest": str(manifest),
+        "dev_manifest": str(manifest),
+        "model": {"hidden_size": 24, "num_layers": 1},
+        "train": {"epochs": 2, "max_batch_seconds": 6.0, "lr": 0.01, "num_workers": 0, "log_every": 1,
+                  "device": "cpu"},
+    }
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_train_writes_the_experiment_and_layers_its_config(speech_manifest, tmp_path, capsys):
+    exp_dir = tmp_path / "exp"
+    conf = _tiny_yaml(tmp_path, speech_manifest)
+    assert main(["train", "--config", str(conf), "--exp-dir", str(exp_dir),
+                 "--train.lr", "0.02", "--model.subsample", "2"]) == 0
+    assert "finished at step" in capsys.readouterr().out
+    assert {"config.yaml", "last.pt", "best.pt", "metrics.jsonl"} <= {p.name for p in exp_dir.iterdir()}
+
+    saved = yaml.safe_load((exp_dir / "config.yaml").read_text())
+    assert saved["model"]["hidden_size"] == 24  # YAML over the default (256)
+    assert saved["model"]["num_layers"] == 1
+    assert saved["train"]["lr"] == 0.02  # flag over YAML (0.01)
+    assert saved["model"]["subsample"] == 2  # flag over the default (3)
+    assert saved["train"]["epochs"] == 2
+    assert saved["train"]["warmup_steps"] == 300  # untouched default
+    assert saved["features"]["n_mels"] == 80
+
+    last, best = read_checkpoint(exp_dir / "last.pt"), read_checkpoint(exp_dir / "best.pt")
+    assert last["model_config"]["hidden_size"] == 24 and last["model_config"]["subsample"] == 2
+    assert "train_state" not in best
+    records = [json.loads(line) for line in (exp_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == list(range(1, last["train_state"]["state"]["step"] + 1))
+    assert len([r for r in records if "dev_wer" in r]) == 2  # one dev evaluation per epoch
+
+
+@pytest.mark.parametrize(
+    "flags, yaml_sections, parts",
+    [
+        ([], {"model": {"hiden_size": 3}}, ("unknown config field", "hiden_size", "known: n_mels")),
+        (["--train.lr", "fast"], {}, ("train.lr must be float",)),
+        (["--model.num_layers", "2.5"], {}, ("model.num_layers must be int",)),
+    ],
+)
+def test_bad_config_is_a_clean_error(speech_manifest, tmp_path, capsys, flags, yaml_sections, parts):
+    conf = _tiny_yaml(tmp_path, speech_manifest, **yaml_sections)
+    exp_dir = tmp_path / "exp"
+    assert main(["train", "--config", str(conf), "--exp-dir", str(exp_dir), *flags]) == 1
+    _one_error_line(capsys.readouterr().err, *parts)
+    assert not exp_dir.exists()  # nothing written for a run that never started
+
+
+def test_unknown_flag_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--exp-dir", "x", "--model.hiden_size", "3"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --model.hiden_size" in capsys.readouterr().err
+
+
+# --- evaluate -------------------------------------------------------------------------------
+
+
+def test_evaluate_prints_and_writes_wer(overfit_exp, speech_manifest, tmp_path, capsys):
+    out_dir = tmp_path / "decode"
+    assert main(["evaluate", "--model", str(overfit_exp / "last.pt"), "--manifest", str(speech_manifest),
+                 "--out-dir", str(out_dir), "--jobs", "0"]) == 0
+    printed = capsys.readouterr().out
+    lines = (out_dir / "wer-summary-speech.json").read_text().splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert summary["set"] == "speech" and summary["utterances"] == 6
+    assert summary["words"] == sum(len(s.split()) for s in SENTENCES)
+    assert f"speech: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}" in printed
+    recogs = (out_dir / "recogs-speech.txt").read_text()
+    for i, sentence in enumerate(SENTENCES):
+        assert f"utt{i}\tref\t{sentence}\n" in recogs
+        assert f"utt{i}\thyp\t" in recogs
+
+
+def test_evaluate_with_unreadable_audio_is_a_clean_error(overfit_exp, speech_manifest, tmp_path, capsys):
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    manifest = tmp_path / "with-broken.jsonl"
+    rows = [json.loads(line) for line in speech_manifest.read_text().splitlines()]
+    rows[2]["audio_path"] = str(broken)
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out_dir = tmp_path / "decode"
+    assert main(["evaluate", "--model", str(overfit_exp / "last.pt"), "--manifest", str(manifest),
+                 "--out-dir", str(out_dir), "--jobs", "1"]) == 1  # the error comes from a DataLoader worker
+    _one_error_line(capsys.readouterr().err, str(broken), "not a readable audio file")
+    assert not out_dir.exists()
+
+
+# --- transcribe -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stereo_44k(speech_dir, tmp_path_factory) -> dict[Path, str]:
+    """Three of the espeak sentences as 44.1 kHz stereo wav, flac and Ogg/Vorbis: {path: sentence}."""
+    folder = tmp_path_factory.mktemp("stereo44k")
+    files = {}
+    for i, suffix in enumerate([".wav", ".flac", ".ogg"]):
+        mono = torch.from_numpy(load_audio(speech_dir / f"utt{i}.wav"))
+        left = AF.resample(mono, SAMPLE_RATE, 44100).numpy()
+        path = folder / f"sentence{i}{suffix}"
+        sf.write(path, np.stack([left, 0.5 * left], axis=1), 44100)  # unequal channels: downmix matters
+        files[path] = SENTENCES[i]
+    return files
+
+
+def _transcribe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asr", "transcribe", *args], env=ONE_THREAD_ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_transcribe_files_with_a_corrupt_one(overfit_exp, stereo_44k, tmp_path):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
+    good = list(stereo_44k)
+    result = _transcribe(str(good[0]), str(broken), str(good[1]), str(good[2]),
+                         "--model", str(overfit_exp / "last.pt"))
+    assert result.returncode != 0
+    _one_error_line(result.stderr, str(broken))
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(p) for p in good]
+    # The model was overfit on these sentences at 16 kHz mono: it must still recognize them.
+    errors = sum((char_errors(stereo_44k[p], line.split("\t")[1]) for p, line in zip(good, lines)),
+                 start=char_errors("", ""))
+    assert errors.rate < 0.1, result.stdout
+
+
+def test_transcribe_folder_as_jsonl(overfit_exp, stereo_44k):
+    folder = next(iter(stereo_44k)).parent
+    result = _transcribe(str(folder), "--format", "jsonl", "--model", str(overfit_exp / "last.pt"))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["file"] for row in rows] == sorted(str(p) for p in stereo_44k)
+    assert all({"file", "text"} <= row.keys() and isinstance(row["text"], str) for row in rows)
+
+
+def test_transcribe_missing_model_is_a_clean_error(tmp_path, stereo_44k, capsys):
+    assert main(["transcribe", str(next(iter(stereo_44k))), "--model", str(tmp_path / "none.pt")]) == 1
+    _one_error_line(capsys.readouterr().err, "none.pt", "not found")
