@@ -14,7 +14,6 @@ from asr.demo import SAMPLES, run_demo
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_demo_prints_every_sentence_and_the_scores(tmp_path):
     out = io.StringIO()
-    summary = run_demo(audio_dir=tmp_path)
     summary = run_demo(audio_dir=tmp_path, out=out)
     text = out.getvalue()
     assert summary["utterances"] == len(SAMPLES) == len(list(tmp_path.glob("*.wav")))
