@@ -12,6 +12,7 @@
 #      (the original download has test/ instead of dev/: all 125 test speakers become dev),
 #      then $synth_count synthetic utterances (espeak-ng, flite, piper; training text only,
 #      resumable; --synth-count 0 skips them)                     -> data/synth/, data/synth.jsonl
+#      and both together for training on real + synthetic speech  -> data/train_synth.jsonl
 #   2  train conf/$conf on train, dev WER each epoch            -> exp/$conf/{best,last}.pt
 #   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
 set -euo pipefail
@@ -50,6 +51,8 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ "$synth_count" -gt 0 ]; then
     nice -n 19 $asr synth --text-manifest data/train.jsonl --out-dir data/synth --manifest data/synth.jsonl \
       --count "$synth_count" --seed 0
+    cat data/train.jsonl data/synth.jsonl > data/train_synth.jsonl.tmp
+    mv data/train_synth.jsonl.tmp data/train_synth.jsonl
   fi
 fi
 
