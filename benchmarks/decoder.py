@@ -1,0 +1,144 @@
+"""Our beam decoder (flashlight-text) vs pyctcdecode: same emissions, same beam width, same LM.
+
+    python benchmarks/decoder.py [--model recipes/speechocean762/exp/small/best.pt] [--limit 300] [--beam 50]
+        [--lm-weight W --word-score S]   (default: the checkpoint's stored decoding, else 0.5 / 0)
+
+1. The model runs once over a seeded random subset of the dev manifest; each
+   utterance's log-probs are saved as .npy under benchmarks/.decoder-work/ (git-ignored).
+2. A word 3-gram and its lexicon are built from the training transcripts (asr lm build).
+3. Both decoders decode every saved emission one utterance at a time, in one
+   thread, three times; the fastest pass counts (utterances/s). LM loading is excluded.
+   * ours: lexicon-constrained beam search (the lexicon is the LM's vocabulary),
+     KenLM scores in log10 times lm_weight, word_score per word;
+   * pyctcdecode: its prefix beam search with the same ARPA file and its unigrams,
+     alpha = lm_weight / ln(10) (it weighs natural-log LM scores), beta = word_score.
+   Each keeps its own pruning defaults besides the beam width.
+4. Both are scored by asr.evaluate.score against the references.
+
+pyctcdecode pins numpy<2, so it runs in its own venv, benchmarks/.venv-pyctcdecode
+(git-ignored), which this script creates on first use (pip install pyctcdecode kenlm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # for common.py when run as a script
+
+from asr.checkpoint import load_model  # noqa: E402
+from asr.data.manifest import read_manifest  # noqa: E402
+from asr.decode import DecodingOptions, Hypothesis, make_decoder  # noqa: E402
+from asr.evaluate import score  # noqa: E402
+from asr.lm import build_lm  # noqa: E402
+from asr.tune import compute_emissions  # noqa: E402
+from common import DEV_MANIFEST, MODEL, TRAIN_MANIFEST, machine_line  # noqa: E402
+
+WORK = HERE / ".decoder-work"
+PEER_VENV = HERE / ".venv-pyctcdecode"
+PEER_PACKAGES = ["pyctcdecode==0.5.0", "kenlm==0.3.0", "numpy<2"]
+REPEAT = 3
+
+
+def ensure_pyctcdecode() -> Path:
+    """benchmarks/.venv-pyctcdecode with PEER_PACKAGES (created once). Returns its python."""
+    python = PEER_VENV / "bin" / "python"
+    stamp = PEER_VENV / ".installed"
+    wanted = "\n".join(PEER_PACKAGES) + "\n"
+    if not (stamp.is_file() and stamp.read_text() == wanted):
+        print(f"installing {' '.join(PEER_PACKAGES)} into {PEER_VENV}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True)
+        stamp.write_text(wanted)
+    return python
+
+
+def dump_emissions(model_path: Path, manifest: Path, limit: int, seed: int) -> tuple[list, dict[str, np.ndarray]]:
+    """Run the model over a seeded subset; save WORK/emissions/<id>.npy. Returns (utterances, emissions)."""
+    utterances = read_manifest(manifest)
+    utterances = sorted(random.Random(seed).sample(utterances, min(limit, len(utterances))), key=lambda u: u.id)
+    emissions = {k: v.numpy() for k, v in compute_emissions(load_model(model_path), utterances).items()}
+    folder = WORK / "emissions"
+    folder.mkdir(parents=True, exist_ok=True)
+    for utt_id, log_probs in emissions.items():
+        np.save(folder / f"{utt_id}.npy", log_probs.astype(np.float32))  # (frames, vocab)
+    return utterances, emissions
+
+
+def time_ours(options: DecodingOptions, tokenizer, emissions: dict[str, np.ndarray]) -> tuple[dict[str, str], float]:
+    decoder = make_decoder(options, tokenizer)
+    tensors = {k: torch.from_numpy(v).unsqueeze(0) for k, v in emissions.items()}  # (1, frames, vocab) each
+    best, texts = math.inf, {}
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        texts = {k: decoder.decode(t, torch.tensor([t.shape[1]]))[0].text for k, t in tensors.items()}
+        best = min(best, time.perf_counter() - start)
+    return texts, best
+
+
+def time_pyctcdecode(labels: list[str], lm: str, lexicon: str, alpha: float, beta: float, beam: int,
+                     ids: list[str]) -> tuple[dict[str, str], float]:
+    python = ensure_pyctcdecode()
+    job = {"labels": labels, "lm": lm, "unigrams": [line.split("\t")[0] for line in open(lexicon)],
+           "alpha": alpha, "beta": beta, "beam": beam, "repeat": REPEAT,
+           "emissions": {utt_id: str(WORK / "emissions" / f"{utt_id}.npy") for utt_id in ids}}
+    out = subprocess.run([str(python), str(HERE / "pyctcdecode_worker.py")], input=json.dumps(job),
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"error: pyctcdecode worker failed: {out.stderr.strip().splitlines()[-1:]}")
+    result = json.loads(out.stdout)
+    return result["texts"], result["seconds"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(MODEL))
+    parser.add_argument("--manifest", default=str(DEV_MANIFEST))
+    parser.add_argument("--train-manifest", default=str(TRAIN_MANIFEST), help="LM training text")
+    parser.add_argument("--limit", type=int, default=300, help="dev utterances (seeded random subset)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beam", type=int, default=50)
+    parser.add_argument("--lm-weight", type=float)
+    parser.add_argument("--word-score", type=float)
+    args = parser.parse_args(argv)
+
+    print(machine_line())
+    loaded = load_model(args.model)
+    stored = loaded.decoding
+    lm_weight = args.lm_weight if args.lm_weight is not None else stored.get("lm_weight", 0.5)
+    word_score = args.word_score if args.word_score is not None else stored.get("word_score", 0.0)
+    utterances, emissions = dump_emissions(Path(args.model), Path(args.manifest), args.limit, args.seed)
+    lm = build_lm(args.train_manifest, 3, WORK / "lm")
+    frames = sum(e.shape[0] for e in emissions.values())
+    print(f"model: {args.model}; {len(utterances)} dev utterances, {frames} frames; "
+          f"LM: word 3-gram of {args.train_manifest} ({lm['words']} words); beam {args.beam}; "
+          f"lm_weight {lm_weight:g} (pyctcdecode alpha {lm_weight / math.log(10):.4g}), word_score {word_score:g}")
+
+    options = DecodingOptions(decoder="beam", beam_size=args.beam, lm=lm["lm"], lexicon=lm["lexicon"],
+                              lm_weight=lm_weight, word_score=word_score)
+    ours, ours_seconds = time_ours(options, loaded.tokenizer, emissions)
+    labels = ["" if i == loaded.tokenizer.blank_id else s for i, s in enumerate(loaded.tokenizer.vocab)]
+    peer, peer_seconds = time_pyctcdecode(labels, lm["lm"], lm["lexicon"], lm_weight / math.log(10), word_score,
+                                          args.beam, list(emissions))
+    rows = []
+    for name, texts, seconds in (("asr (flashlight)", ours, ours_seconds), ("pyctcdecode", peer, peer_seconds)):
+        summary, _ = score(utterances, {k: Hypothesis(" ".join(v.split())) for k, v in texts.items()})
+        rows.append((name, len(texts) / seconds, summary["wer"]))
+        print(f"{name:18s} {len(texts) / seconds:8.1f} utterances/s  WER {summary['wer']:.2%}")
+    print(f"speed ratio (ours / pyctcdecode): {rows[0][1] / rows[1][1]:.1f}x;  "
+          f"WER difference: {(rows[0][2] - rows[1][2]) * 100:+.2f} points")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
