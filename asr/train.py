@@ -38,7 +38,7 @@ import yaml
 from tqdm import tqdm
 
 from asr.checkpoint import make_checkpoint, read_checkpoint, save_atomic
-from asr.config import ConfigError, from_dict, to_dict
+from asr.config import ConfigError, to_dict
 from asr.data.dataset import UtteranceDataset, collate
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
@@ -329,10 +329,6 @@ def run(config: RunConfig, exp_dir: str | Path) -> Trainer:
         if trainer.owns_process_group:
             trainer.dist.leave()
     return trainer
-
-
-def load_run_config(exp_dir: str | Path) -> RunConfig:
-    return from_dict(RunConfig, yaml.safe_load((Path(exp_dir) / "config.yaml").read_text()))
 
 
 def _pick_device(name: str, local_rank: int = 0) -> torch.device:
