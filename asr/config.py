@@ -83,11 +83,6 @@ def to_dict(config) -> dict:
                                                                   for k, v in items})
 
 
-def from_dict(cls: type, data: dict):
-    """Rebuild a nested dataclass from `to_dict` output."""
-    return merge(cls(), data)
-
-
 def _is_field(cls: type, name: str) -> bool:
     return any(f.name == name for f in dataclasses.fields(cls))
 
