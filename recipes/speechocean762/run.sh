@@ -13,7 +13,7 @@
 #      then $synth_count synthetic utterances (espeak-ng, flite, piper; training text only,
 #      resumable; --synth-count 0 skips them)                     -> data/synth/, data/synth.jsonl
 #      and both together for training on real + synthetic speech  -> data/train_synth.jsonl
-#   2  train conf/$conf on train, dev WER each epoch            -> exp/$conf/{best,last}.pt
+#   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
 #   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -57,8 +57,8 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  $asr train --config conf/$conf.yaml --exp-dir $exp \
-    --train_manifest data/train.jsonl --dev_manifest data/dev.jsonl
+  # conf/$conf.yaml names its training manifest (real only, or real + synthetic)
+  $asr train --config conf/$conf.yaml --exp-dir $exp
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
