@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", required=True, help="KenLM file (word LM with --lexicon, character LM without)")
     p.add_argument("--lexicon")
     p.add_argument("--lm-weights", default=",".join(map(str, LM_WEIGHTS)), help="comma-separated grid")
-    p.add_argument("--word-scores", default=",".join(map(str, WORD_SCORES)), help="comma-separated grid")
+    p.add_argument("--word-scores", default=",".join(map(str, WORD_SCORES)),
+                   help="comma-separated grid; write --word-scores=-1,0,1 when it starts with a minus")
     p.add_argument("--trials", type=int, default=0, help="random search: this many pairs within the grid's ranges")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the tuned checkpoint here (default: update --model in place)")

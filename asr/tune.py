@@ -1,7 +1,7 @@
 """Tune the LM weight and word score on a dev set, and store the best in the checkpoint.
 
     asr tune --model exp/best.pt --manifest data/dev.jsonl --lm lm/lm.arpa --lexicon lm/lexicon.txt \\
-        [--lm-weights 0,0.5,1,2] [--word-scores -1,0,1] [--trials 20 --seed 0] [--out tuned.pt]
+        [--lm-weights 0,0.5,1,2] [--word-scores=-1,0,1] [--trials 20 --seed 0] [--out tuned.pt]
 
 The model runs over the manifest once (`compute_emissions`); every candidate
 (lm_weight, word_score) pair then only re-runs the beam search on those
