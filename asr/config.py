@@ -100,9 +100,9 @@ def _coerce(value, kind, name: str):
             return None
         raise ConfigError(f"{name} cannot be null")
     base = _base_type(kind)
+    if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
+        return None  # `--lm none` switches off an optional setting, even a path
     if isinstance(value, str) and base is not str:
-        if value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
-            return None
         value = yaml.safe_load(value)  # "3" -> 3, "true" -> True, "1e-3" -> 0.001
     if base is tuple and isinstance(value, list):
         value = tuple(value)
