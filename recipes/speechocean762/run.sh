@@ -15,11 +15,17 @@
 #      and both together for training on real + synthetic speech  -> data/train_synth.jsonl
 #   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
 #   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
+#   4  word 3-gram LM + lexicon of the training transcripts, LM weight and word score
+#      tuned on dev (dev-tuned!), beam + LM decode of dev   -> lm/, exp/$conf/tuned.pt, exp/$conf/decode-beam-lm/
+#   5  export it as the bundled default model (--export only) -> ../../asr/pretrained/
+#
+# The bundled model is `./run.sh --data-dir DIR --conf small_synth --stop-stage 5 --export`.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage=0
-stop_stage=3
+stop_stage=4
+export_model=false
 data_dir=""
 mirror=""
 synth_count=4300  # about 3.6 h of audio
@@ -34,6 +40,7 @@ while [ $# -gt 0 ]; do
     --mirror) mirror=$2; shift 2 ;;
     --synth-count) synth_count=$2; shift 2 ;;
     --conf) conf=$2; shift 2 ;;
+    --export) export_model=true; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -63,4 +70,15 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   $asr evaluate --model $exp/best.pt --manifest data/dev.jsonl --out-dir $exp/decode
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  $asr lm build --text data/train.jsonl --order 3 --out lm
+  $asr tune --model $exp/best.pt --manifest data/dev.jsonl --lm lm/lm.arpa --lexicon lm/lexicon.txt \
+    --lm-weights 0.5,1,2,3 --word-scores=-2,0,2,4 --out $exp/tuned.pt
+  $asr evaluate --model $exp/tuned.pt --manifest data/dev.jsonl --out-dir $exp/decode-beam-lm
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ "$export_model" = true ]; then
+  $asr export $exp/tuned.pt --lm lm/lm.arpa --lexicon lm/lexicon.txt
 fi
