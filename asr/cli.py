@@ -232,6 +232,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_corpus_download_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by the `asr prepare CORPUS` commands that download from OpenSLR."""
+    parser.add_argument("--mirror", help="URL standing for https://www.openslr.org/resources (file:// works too)")
+    parser.add_argument("--download-only", action="store_true", help="download and extract, write no manifests")
+    parser.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from asr import __version__
     from asr.config import add_flags
@@ -259,20 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=", ".join(LIBRISPEECH_SUBSETS))
     q.add_argument("--root", required=True, help="archives go here, extracted audio in ROOT/LibriSpeech")
     q.add_argument("--manifest-dir", help="where SUBSET.jsonl go (default: ROOT/manifests)")
-    q.add_argument("--mirror", help="URL standing for https://www.openslr.org/resources (file:// works too)")
     q.add_argument("--checksums", help="md5sum-style file replacing the published MD5s (for private mirrors)")
-    q.add_argument("--download-only", action="store_true", help="download and extract, write no manifests")
-    q.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
+    _add_corpus_download_flags(q)
     q.set_defaults(func=cmd_prepare_librispeech)
     q = layouts.add_parser("speechocean762", help="download speechocean762 (or use a copy), write train/dev manifests")
     source = q.add_mutually_exclusive_group(required=True)
     source.add_argument("--root", help="download here: archive in ROOT, corpus in ROOT/speechocean762")
     source.add_argument("--corpus-dir", help="use this copy instead (train/ and dev/ or test/), no download")
     q.add_argument("--manifest-dir", help="where train.jsonl and dev.jsonl go (default: ROOT/manifests)")
-    q.add_argument("--mirror", help="URL standing for https://www.openslr.org/resources (file:// works too)")
     q.add_argument("--md5", help="MD5 of the mirror's archive (default: check the OpenSLR archive's size)")
-    q.add_argument("--download-only", action="store_true", help="download and extract, write no manifests")
-    q.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
+    _add_corpus_download_flags(q)
     q.set_defaults(func=cmd_prepare_speechocean762)
 
     p = sub.add_parser("synth", help="synthesize extra training speech (espeak-ng, flite, piper)")
