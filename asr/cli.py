@@ -39,6 +39,11 @@ USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, Synthesi
                FileNotFoundError, DecoderError, DownloadError, CorpusError)
 
 
+def _amount(utterances) -> str:
+    """'N utterances, H.HH h' for the summary line of a written manifest."""
+    return f"{len(utterances)} utterances, {sum(u.duration for u in utterances) / 3600:.2f} h"
+
+
 def cmd_prepare(args) -> int:
     from asr.data import importers
     from asr.data.manifest import write_manifest
@@ -47,8 +52,7 @@ def cmd_prepare(args) -> int:
                 "folder": importers.import_folder}[args.layout]
     utterances = importer(args.source, jobs=args.jobs)
     write_manifest(utterances, args.manifest)
-    hours = sum(u.duration for u in utterances) / 3600
-    print(f"wrote {args.manifest}: {len(utterances)} utterances, {hours:.2f} h")
+    print(f"wrote {args.manifest}: {_amount(utterances)}")
     return 0
 
 
@@ -61,8 +65,7 @@ def cmd_prepare_librispeech(args) -> int:
         return 0
     manifest_dir = Path(args.manifest_dir or Path(args.root) / "manifests")
     for subset, utterances in prepare_librispeech(args.subsets, args.root, manifest_dir, jobs=args.jobs).items():
-        hours = sum(u.duration for u in utterances) / 3600
-        print(f"{manifest_dir / subset}.jsonl: {len(utterances)} utterances, {hours:.2f} h")
+        print(f"{manifest_dir / subset}.jsonl: {_amount(utterances)}")
     return 0
 
 
@@ -77,8 +80,7 @@ def cmd_prepare_speechocean762(args) -> int:
         return 0
     manifest_dir = Path(args.manifest_dir or Path(args.root) / "manifests")
     for name, utterances in prepare_speechocean762(corpus, manifest_dir, jobs=args.jobs).items():
-        hours = sum(u.duration for u in utterances) / 3600
-        print(f"{manifest_dir / name}.jsonl: {len(utterances)} utterances, {hours:.2f} h")
+        print(f"{manifest_dir / name}.jsonl: {_amount(utterances)}")
     return 0
 
 
@@ -90,9 +92,8 @@ def cmd_synth(args) -> int:
     engines = args.engines.split(",") if args.engines else None
     utterances = synthesize_corpus(texts, args.out_dir, args.manifest, args.count, seed=args.seed,
                                    engines=engines, extra_fraction=args.extra_fraction, jobs=args.jobs)
-    hours = sum(u.duration for u in utterances) / 3600
     speakers = len({u.speaker for u in utterances})
-    print(f"wrote {args.manifest}: {len(utterances)} utterances, {hours:.2f} h, {speakers} voices")
+    print(f"wrote {args.manifest}: {_amount(utterances)}, {speakers} voices")
     return 0
 
 
