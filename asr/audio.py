@@ -16,6 +16,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from asr.errors import AsrError
+
 SAMPLE_RATE = 16000  # Hz; every model in the toolkit works at this rate
 
 # libsndfile accepts a WAV whose data chunk is shorter than its header says and
@@ -24,7 +26,7 @@ _SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MU
 _STREAMING_SIZES = (0, 0xFFFFFFFF)  # sizes written by recorders that never finalize the header
 
 
-class AudioError(ValueError):
+class AudioError(AsrError):
     """An audio file that cannot be used. The message starts with the file's path."""
 
     def __init__(self, path: str | os.PathLike, reason: str | None = None):

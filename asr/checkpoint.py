@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 
 from asr import __version__
+from asr.atomic import atomic_path
+from asr.errors import AsrError
 from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
@@ -32,7 +34,7 @@ from asr.text import CharTokenizer
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AsrError):
     """A file that is not a usable asr checkpoint."""
 
 
@@ -70,18 +72,9 @@ def make_checkpoint(model: CTCModel, features: FeatureConfig, tokenizer: CharTok
 
 
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    """torch.save to `path` via a temp file in the same folder, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """torch.save to `path` atomically (temp file, fsync, rename: see asr.atomic)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

@@ -25,18 +25,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from asr.audio import AudioError
-from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
-from asr.data.manifest import ManifestError
-from asr.data.synthesize import SynthesisError
-from asr.decode import DecoderError
-from asr.download import DownloadError
-from asr.lm import CorpusError
-from asr.transcribe import OutputError
-
-USER_ERRORS = (AudioError, CheckpointError, ConfigError, ManifestError, SynthesisError, OutputError,
-               FileNotFoundError, DecoderError, DownloadError, CorpusError)
+from asr.errors import AsrError
 
 
 def _amount(utterances) -> str:
@@ -57,7 +47,11 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_prepare_librispeech(args) -> int:
-    from asr.data.librispeech import download_librispeech, prepare_librispeech, read_md5sums
+    from asr.data.librispeech import (
+        download_librispeech,
+        prepare_librispeech,
+        read_md5sums,
+    )
 
     checksums = read_md5sums(args.checksums) if args.checksums else None
     download_librispeech(args.subsets, args.root, mirror=args.mirror, checksums=checksums)
@@ -152,10 +146,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
+    from asr.audio import AudioError
     from asr.checkpoint import load_model
     from asr.decode import make_decoder
     from asr.pretrained import default_model_path
-    from asr.transcribe import TranscribeOptions, expand_inputs, transcribe_many
+    from asr.transcribe import (
+        OutputError,
+        TranscribeOptions,
+        expand_inputs,
+        transcribe_many,
+    )
 
     loaded = load_model(args.model or default_model_path())
     decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as err:
+    except (AsrError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

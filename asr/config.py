@@ -18,8 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from asr.errors import AsrError
 
-class ConfigError(ValueError):
+
+class ConfigError(AsrError):
     """An override that names an unknown field or has the wrong type."""
 
 

@@ -32,12 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from asr.config import ConfigError
+from asr.errors import AsrError
 from asr.text import BLANK, SPACE, CharTokenizer
 
 WORD_SEPARATOR = "|"  # flashlight's name for the space token in lexicons and character LMs
 
 
-class DecoderError(ValueError):
+class DecoderError(AsrError):
     """An LM or lexicon file that the beam decoder cannot use. The message names the file."""
 
 

@@ -34,11 +34,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from asr.atomic import atomic_write
+from asr.errors import AsrError
+
 CHUNK_BYTES = 1 << 20  # 1 MiB per read while downloading and hashing
 TIMEOUT_SECONDS = 60.0  # per connection attempt and per read
 
 
-class DownloadError(RuntimeError):
+class DownloadError(AsrError):
     """A download or extraction that failed. The message names the URL or file."""
 
 
@@ -70,9 +73,8 @@ def download_and_extract(url: str, md5: str | None, dest: str | os.PathLike,
         return dest
     archive = download_file(url, Path(archive_dir or dest) / archive_name(url), md5)
     extract(archive, dest)
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text((md5 or "") + "\n")
-    os.replace(tmp, marker)
+    with atomic_write(marker) as f:
+        f.write((md5 or "") + "\n")
     return dest
 
 

@@ -32,9 +32,11 @@ import gzip
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
+from asr.atomic import atomic_write
 from asr.decode import WORD_SEPARATOR
+from asr.errors import AsrError
 from asr.text import normalize_text
 
 LM_FILE = "lm.arpa"
@@ -45,7 +47,7 @@ LIBRISPEECH_LMS = ("3-gram.pruned.1e-7", "3-gram.pruned.3e-7", "3-gram", "4-gram
 LIBRISPEECH_VOCAB = "librispeech-vocab.txt"
 
 
-class CorpusError(ValueError):
+class CorpusError(AsrError):
     """A text corpus that cannot be used to build an LM. The message names the file."""
 
 
@@ -85,14 +87,14 @@ def build_arpa(sentences: Iterable[str], order: int, path: str | os.PathLike) ->
         counts.cal_discounting_constants()
         counts.cal_f()
         counts.cal_bow()
-        with _atomic_text(path) as f:
+        with atomic_write(path) as f:
             counts.print_as_arpa(fout=f)
 
 
 def write_lexicon(words: Iterable[str], path: str | os.PathLike) -> int:
     """Flashlight lexicon: one `word<TAB>w o r d |` line per distinct word. Returns the count."""
     words = sorted(set(words))
-    with _atomic_text(path) as f:
+    with atomic_write(path) as f:
         for word in words:
             f.write(f"{word}\t{' '.join(word)} {WORD_SEPARATOR}\n")
     return len(words)
@@ -129,22 +131,9 @@ def download_librispeech(out_dir: str | os.PathLike, name: str = LIBRISPEECH_LMS
     download_file(f"{OPENSLR_11}/{name}.arpa.gz", arpa_gz)  # no md5 pinned: none we could verify
     download_file(f"{OPENSLR_11}/{LIBRISPEECH_VOCAB}", vocab)
     lm_path = out_dir / LM_FILE
-    with gzip.open(arpa_gz, "rt", encoding="utf-8") as src, _atomic_text(lm_path) as dst:
+    with gzip.open(arpa_gz, "rt", encoding="utf-8") as src, atomic_write(lm_path) as dst:
         for line in src:  # the words are upper case; "<UNK>" becomes KenLM's "<unk>"
             dst.write(line.lower())
     words = [normalize_text(w) for w in vocab.read_text(encoding="utf-8").split()]
     count = write_lexicon((w for w in words if w and " " not in w), out_dir / LEXICON_FILE)
     return {"lm": str(lm_path), "lexicon": str(out_dir / LEXICON_FILE), "words": count}
-
-
-@contextlib.contextmanager
-def _atomic_text(path: str | os.PathLike) -> Iterator[io.TextIOWrapper]:
-    """Open a temp file next to `path` for writing; rename it over `path` only on success."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

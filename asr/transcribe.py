@@ -56,13 +56,14 @@ from asr.checkpoint import LoadedModel
 from asr.config import ConfigError
 from asr.data.importers import AUDIO_EXTENSIONS
 from asr.decode import Decoder, Hypothesis, Word, add_word_timings
+from asr.errors import AsrError
 from asr.features import LogMel
 from asr.text import CharTokenizer
 
 LINE_FORMATS = ("txt", "jsonl")  # formats that `--output` can append to, one line per file
 
 
-class OutputError(ValueError):
+class OutputError(AsrError):
     """An output file that cannot be written or resumed. The message names the file."""
 
 

@@ -19,8 +19,11 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from asr.atomic import atomic_write
+from asr.errors import AsrError
 
-class ManifestError(ValueError):
+
+class ManifestError(AsrError):
     """A manifest that cannot be read. The message names the file and line."""
 
 
@@ -80,14 +83,10 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
 
 
 def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> None:
-    """Write utterances as JSONL via a temp file + rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Write utterances as JSONL atomically (never half-written)."""
+    with atomic_write(path) as f:
         for utt in utterances:
             row = asdict(utt)
             if not row["offset"]:
                 del row["offset"]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

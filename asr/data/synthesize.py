@@ -42,8 +42,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from asr.atomic import atomic_path
 from asr.audio import SAMPLE_RATE, resample
 from asr.data.manifest import Utterance, write_manifest
+from asr.errors import AsrError
 
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
                   "en-029", "en-us-nyc"]
@@ -76,7 +78,7 @@ QUESTIONS = ["where is {o}", "who {v} {o}", "did {s} see {o} {p}", "why is {o} {
 PLURALS = ["apples", "books", "chairs", "pencils", "cats", "birds", "cups", "boxes", "flowers", "stamps"]
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(AsrError):
     """A text-to-speech engine that is missing or failed. The message says which."""
 
 
@@ -221,12 +223,8 @@ def make_utterance(job: SynthJob, out_dir: str | os.PathLike, manifest_dir: str 
     """Write OUT_DIR/<job.id>.wav unless it is already there; return its manifest row."""
     path = Path(out_dir) / f"{job.id}.wav"
     if not path.is_file():
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             sf.write(tmp, render(job), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
     duration = sf.info(str(path)).duration
     return Utterance(job.id, os.path.relpath(path, manifest_dir), round(duration, 4), job.text, job.speaker)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from asr.atomic import atomic_path
 from asr.checkpoint import CheckpointError, LoadedModel, read_checkpoint, save_atomic
 from asr.config import merge
 from asr.decode import DecodingOptions
@@ -77,11 +78,7 @@ def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PR
                               f"over the {MAX_MODEL_BYTES / 1e6:.0f} MB limit for the bundled model")
     dest_dir.mkdir(parents=True, exist_ok=True)
     for src in files.values():
-        tmp = dest_dir / f".{src.name}.tmp{os.getpid()}"
-        try:
+        with atomic_path(dest_dir / src.name) as tmp:
             shutil.copyfile(src, tmp)
-            os.replace(tmp, dest_dir / src.name)
-        finally:
-            tmp.unlink(missing_ok=True)
     save_atomic(data, dest_dir / MODEL_FILE)
     return dest_dir / MODEL_FILE
