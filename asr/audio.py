@@ -19,6 +19,7 @@ import torchaudio.functional as AF
 from asr.errors import AsrError
 
 SAMPLE_RATE = 16000  # Hz; every model in the toolkit works at this rate
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")  # what folder inputs are searched for
 
 # libsndfile accepts a WAV whose data chunk is shorter than its header says and
 # just returns fewer samples; its log then reads "data : 32000 (should be 956)".

@@ -35,7 +35,7 @@ def _amount(utterances) -> str:
 
 
 def cmd_prepare(args) -> int:
-    from asr.data import importers
+    from asr.corpora import importers
     from asr.data.manifest import write_manifest
 
     importer = {"kaldi": importers.import_kaldi_dir, "librispeech-dir": importers.import_librispeech,
@@ -47,7 +47,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_prepare_librispeech(args) -> int:
-    from asr.data.librispeech import (
+    from asr.corpora.librispeech import (
         download_librispeech,
         prepare_librispeech,
         read_md5sums,
@@ -64,7 +64,7 @@ def cmd_prepare_librispeech(args) -> int:
 
 
 def cmd_prepare_speechocean762(args) -> int:
-    from asr.data.speechocean import download_speechocean762, prepare_speechocean762
+    from asr.corpora.speechocean import download_speechocean762, prepare_speechocean762
 
     if args.corpus_dir and not args.manifest_dir:
         raise ConfigError("--corpus-dir needs --manifest-dir (where train.jsonl and dev.jsonl go)")
@@ -80,7 +80,7 @@ def cmd_prepare_speechocean762(args) -> int:
 
 def cmd_synth(args) -> int:
     from asr.data.manifest import read_manifest
-    from asr.data.synthesize import synthesize_corpus
+    from asr.synth.synthesize import synthesize_corpus
 
     texts = [u.text for path in args.text_manifest for u in read_manifest(path)]
     engines = args.engines.split(",") if args.engines else None
@@ -243,7 +243,7 @@ def _add_corpus_download_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from asr import __version__
     from asr.config import add_flags
-    from asr.data.librispeech import SUBSETS as LIBRISPEECH_SUBSETS
+    from asr.corpora.librispeech import SUBSETS as LIBRISPEECH_SUBSETS
     from asr.decode import DecodingOptions
     from asr.lm import LIBRISPEECH_LMS
     from asr.train import RunConfig

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 from asr.checkpoint import load_model
-from asr.data.synthesize import SynthesisError, SynthJob, make_utterance
 from asr.decode import make_decoder
 from asr.evaluate import score
 from asr.pretrained import default_model_path, stored_decoding
+from asr.synth.synthesize import SynthesisError, SynthJob, make_utterance
 from asr.transcribe import transcribe_file
 
 SAMPLES = [  # (text, espeak-ng voice)

@@ -120,7 +120,7 @@ def build_lm(corpus: str | os.PathLike, order: int, out_dir: str | os.PathLike, 
 def download_librispeech(out_dir: str | os.PathLike, name: str = LIBRISPEECH_LMS[0]) -> dict:
     """`asr lm download librispeech`: OpenSLR 11's `name` LM (lower-cased to match our
     tokenizer) as out_dir/lm.arpa, and a character lexicon of its vocabulary."""
-    from asr.download import download_file
+    from asr.corpora.download import download_file
 
     if name not in LIBRISPEECH_LMS:
         raise CorpusError(f"unknown LibriSpeech LM {name!r} (choose from: {', '.join(LIBRISPEECH_LMS)})")

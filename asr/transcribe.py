@@ -51,10 +51,9 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, load_audio
 from asr.checkpoint import LoadedModel
 from asr.config import ConfigError
-from asr.data.importers import AUDIO_EXTENSIONS
 from asr.decode import Decoder, Hypothesis, Word, add_word_timings
 from asr.errors import AsrError
 from asr.features import LogMel

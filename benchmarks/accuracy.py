@@ -30,15 +30,16 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # for common.py and peers.py when run as a script
 
+from common import DEV_MANIFEST, machine_line  # noqa: E402
+from peers import PEERS, transcribe_with_peer  # noqa: E402
+
 from asr.checkpoint import load_model  # noqa: E402
 from asr.data.manifest import Utterance, read_manifest  # noqa: E402
-from asr.data.synthesize import DIGITS, number_words  # noqa: E402
 from asr.decode import Hypothesis, make_decoder  # noqa: E402
 from asr.evaluate import decode_utterances, score, write_report  # noqa: E402
 from asr.pretrained import default_model_path, stored_decoding  # noqa: E402
+from asr.synth.synthesize import DIGITS, number_words  # noqa: E402
 from asr.text import normalize_text  # noqa: E402
-from common import DEV_MANIFEST, machine_line  # noqa: E402
-from peers import PEERS, transcribe_with_peer  # noqa: E402
 
 _NUMBER = re.compile(r"\d+")
 

@@ -36,13 +36,14 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # for common.py when run as a script
 
+from common import DEV_MANIFEST, MODEL, TRAIN_MANIFEST, machine_line  # noqa: E402
+
 from asr.checkpoint import load_model  # noqa: E402
 from asr.data.manifest import read_manifest  # noqa: E402
 from asr.decode import DecodingOptions, Hypothesis, make_decoder  # noqa: E402
 from asr.evaluate import score  # noqa: E402
 from asr.lm import build_lm  # noqa: E402
 from asr.tune import compute_emissions  # noqa: E402
-from common import DEV_MANIFEST, MODEL, TRAIN_MANIFEST, machine_line  # noqa: E402
 
 WORK = HERE / ".decoder-work"
 PEER_VENV = HERE / ".venv-pyctcdecode"

@@ -24,12 +24,12 @@ import argparse
 import librosa
 import numpy as np
 import torch
+from common import DEV_MANIFEST, best_time, machine_line
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.data.manifest import read_manifest
 from asr.features import FeatureConfig, LogMel
-from common import DEV_MANIFEST, best_time, machine_line
 
 
 def librosa_logmel(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:

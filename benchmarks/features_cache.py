@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from common import DEV_MANIFEST, best_time, machine_line
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.data.manifest import read_manifest
 from asr.features import FeatureConfig, LogMel
-from common import DEV_MANIFEST, best_time, machine_line
 
 LIBRISPEECH_HOURS = 960.0  # what a cache of all of LibriSpeech would hold
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import TRAIN_MANIFEST, machine_line
 
 from asr.config import load_yaml, merge
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
 from asr.train import RunConfig, run
-from common import TRAIN_MANIFEST, machine_line
 
 LOG_EVERY = 3  # steps per throughput window in metrics.jsonl
 

@@ -40,10 +40,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # common.py, peers.py, accuracy.py when run as a script
 
 from accuracy import benchmark_text  # noqa: E402
+from common import DEV_MANIFEST, default_model, machine_line, peak_rss_mb  # noqa: E402
+
 from asr.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from asr.data.manifest import Utterance, read_manifest  # noqa: E402
 from asr.metrics import word_errors  # noqa: E402
-from common import DEV_MANIFEST, default_model, machine_line, peak_rss_mb  # noqa: E402
 
 WORK = HERE / ".transcribe-work"
 # pocketsphinx decodes an utterance at a time: given a 10-minute file as one utterance

@@ -44,7 +44,9 @@ def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160, ra
     audio, native = sf.read(raw, dtype="float32")
     raw.unlink()
     if native != rate:
-        from asr.audio import resample  # native -> 16 kHz, then to the requested rate by ratio
+        from asr.audio import (
+            resample,  # native -> 16 kHz, then to the requested rate by ratio
+        )
 
         audio = resample(audio, native)
         if rate != SAMPLE_RATE:

@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tone
 from torch._utils import ExceptionWrapper
 
 from asr.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
-from conftest import tone
 
 
 def _write_tone(path, seconds=1.0, rate=SAMPLE_RATE, channels=1, **kwargs):

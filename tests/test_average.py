@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from asr.average import average, select_checkpoints
-from asr.checkpoint import CheckpointError, load_model, make_checkpoint, read_checkpoint, save_atomic
+from asr.checkpoint import (
+    CheckpointError,
+    load_model,
+    make_checkpoint,
+    read_checkpoint,
+    save_atomic,
+)
 from asr.cli import main
 from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig

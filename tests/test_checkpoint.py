@@ -7,7 +7,13 @@ import os
 import pytest
 import torch
 
-from asr.checkpoint import CheckpointError, load_model, make_checkpoint, read_checkpoint, save_atomic
+from asr.checkpoint import (
+    CheckpointError,
+    load_model,
+    make_checkpoint,
+    read_checkpoint,
+    save_atomic,
+)
 from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer

@@ -15,13 +15,13 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 import yaml
+from conftest import ONE_THREAD_ENV, SENTENCES
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.checkpoint import read_checkpoint
 from asr.cli import main
 from asr.data.manifest import read_manifest
 from asr.metrics import char_errors
-from conftest import ONE_THREAD_ENV, SENTENCES
 
 
 def _one_error_line(stderr: str, *names: str) -> str:

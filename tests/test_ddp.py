@@ -26,7 +26,7 @@ from asr.checkpoint import read_checkpoint
 from asr.config import ConfigError
 from asr.features import SpecAugmentConfig
 from asr.model import ModelConfig
-from asr.train import RunConfig, Trainer, TrainConfig, run
+from asr.train import RunConfig, TrainConfig, Trainer, run
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # float rounding differs (summation order, thread counts)
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asr.decode import DecoderError, DecodingOptions, add_word_timings, ctc_log_likelihood, make_decoder
+from asr.decode import (
+    DecoderError,
+    DecodingOptions,
+    add_word_timings,
+    ctc_log_likelihood,
+    make_decoder,
+)
 from asr.lm import build_lm
 from asr.text import CharTokenizer
 

@@ -21,9 +21,14 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from asr.data.librispeech import SUBSETS, download_librispeech, prepare_librispeech, read_md5sums
+from asr.corpora.download import DownloadError, download_and_extract, extract
+from asr.corpora.librispeech import (
+    SUBSETS,
+    download_librispeech,
+    prepare_librispeech,
+    read_md5sums,
+)
 from asr.data.manifest import ManifestError, read_manifest
-from asr.download import DownloadError, download_and_extract, extract
 
 MIRROR_SCRIPT = Path(__file__).parents[1] / "recipes/librispeech/local/make_mini_mirror.py"
 

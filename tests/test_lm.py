@@ -10,6 +10,7 @@ import pytest
 import torch
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import create_word_dict
+from test_decode import spelled
 
 from asr import lm as lm_module
 from asr.checkpoint import load_model, make_checkpoint, save_atomic
@@ -21,7 +22,6 @@ from asr.lm import CorpusError, build_lm, download_librispeech, spell
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
 from asr.tune import candidates, save_decoding, tune
-from test_decode import spelled
 
 CORPUS = "The CAT sat on the mat.\nthe cat sat!\n\nA cat sat on a mat\nthe bat\n"
 
@@ -93,7 +93,7 @@ def test_librispeech_download_is_lowercased_for_our_tokenizer(tmp_path, monkeypa
         Path(path).write_bytes(served[url.rsplit("/", 1)[1]])
         return Path(path)
 
-    monkeypatch.setattr("asr.download.download_file", fake_download)
+    monkeypatch.setattr("asr.corpora.download.download_file", fake_download)
     result = download_librispeech(tmp_path / "ls")
     assert all(url.startswith(lm_module.OPENSLR_11) for url in fetched)
     model = ArpaModel(result["lm"])

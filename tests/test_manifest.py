@@ -1,4 +1,4 @@
-"""asr.data.manifest and asr.data.importers on corpora built inside the tests."""
+"""asr.data.manifest and asr.corpora.importers on corpora built inside the tests."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from conftest import tone
 
 from asr.audio import SAMPLE_RATE
-from asr.data.importers import import_folder, import_kaldi_dir, import_librispeech
+from asr.corpora.importers import import_folder, import_kaldi_dir, import_librispeech
 from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
-from conftest import tone
 
 
 def _audio(path: Path, seconds: float, rate: int = SAMPLE_RATE) -> str:

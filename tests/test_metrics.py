@@ -7,8 +7,8 @@ import random
 import jiwer
 import pytest
 
-from asr.decode import Hypothesis
 from asr.data.manifest import Utterance
+from asr.decode import Hypothesis
 from asr.evaluate import score
 from asr.metrics import ErrorCounts, align, char_errors, format_alignment, word_errors
 

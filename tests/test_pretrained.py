@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from conftest import synthesize
 
 from asr.checkpoint import CheckpointError, load_model, make_checkpoint, read_checkpoint
 from asr.cli import main
@@ -18,10 +19,14 @@ from asr.config import ConfigError
 from asr.decode import GreedyDecoder
 from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig
-from asr.pretrained import MAX_MODEL_BYTES, default_model_path, export_model, stored_decoding
+from asr.pretrained import (
+    MAX_MODEL_BYTES,
+    default_model_path,
+    export_model,
+    stored_decoding,
+)
 from asr.text import CharTokenizer
 from asr.transcribe import transcribe_file
-from conftest import synthesize
 
 
 @pytest.fixture(scope="module")

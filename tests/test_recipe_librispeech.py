@@ -40,7 +40,7 @@ def test_run_sh_downloads_prepares_trains_decodes_and_reports(tmp_path):
     summary = json.loads((exp / "decode/wer-summary-dev-clean-2.json").read_text())
     assert summary["utterances"] == 6
     table = (exp / "decode/wer-table.txt").read_text()
-    assert table.startswith(f"model: exp/mini/avg-last-2.pt\n")
+    assert table.startswith("model: exp/mini/avg-last-2.pt\n")
     row = re.search(r"^dev-clean-2\s+([\d.]+)%\s+([\d.]+)%\s+6\s+(\d+)$", table, re.MULTILINE)
     assert row, table
     assert float(row[1]) == round(100 * summary["wer"], 2) and int(row[3]) == summary["words"]

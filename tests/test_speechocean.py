@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from conftest import tone
 
 from asr.cli import main
+from asr.corpora.download import DownloadError
+from asr.corpora.speechocean import (
+    ARCHIVE,
+    RESOURCE,
+    download_speechocean762,
+    prepare_speechocean762,
+)
 from asr.data.manifest import read_manifest
-from asr.data.speechocean import ARCHIVE, RESOURCE, download_speechocean762, prepare_speechocean762
-from asr.download import DownloadError
-from conftest import tone
 
 SPLITS = {  # split -> speaker -> [(utterance, text, seconds)]
     "train": {"0001": [("000010011", "WE CALL IT BEAR", 0.5), ("000010035", "ZERO THREE FIVE ONE", 0.75)],

@@ -12,8 +12,15 @@ import soundfile as sf
 from asr.audio import SAMPLE_RATE
 from asr.cli import main
 from asr.data.manifest import read_manifest
-from asr.data.synthesize import (SynthesisError, available_engines, extra_sentence, number_words, plan_jobs,
-                                 render, synthesize_corpus)
+from asr.synth.synthesize import (
+    SynthesisError,
+    available_engines,
+    extra_sentence,
+    number_words,
+    plan_jobs,
+    render,
+    synthesize_corpus,
+)
 from asr.text import normalize_text
 
 TEXTS = ["WE CALL IT BEAR", "THREE TWO TWO SEVEN", "MY SISTER WILL MISS YOU"]

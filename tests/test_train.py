@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import ONE_THREAD_ENV
 
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint
 from asr.cli import main
@@ -23,7 +24,6 @@ from asr.data.manifest import read_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
 from asr.train import TrainConfig, get_lr
-from conftest import ONE_THREAD_ENV
 
 
 def test_get_lr_warms_up_linearly_then_follows_a_cosine():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from asr import transcribe
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import LoadedModel, load_model, make_checkpoint, save_atomic
 from asr.cli import main
@@ -34,8 +34,12 @@ from asr.evaluate import decode_utterances
 from asr.features import FeatureConfig, LogMel
 from asr.model import CTCModel, ModelConfig, output_lengths
 from asr.text import SPACE, CharTokenizer
-from asr import transcribe
-from asr.transcribe import TranscribeOptions, iter_transcripts, plan_windows, transcribe_file
+from asr.transcribe import (
+    TranscribeOptions,
+    iter_transcripts,
+    plan_windows,
+    transcribe_file,
+)
 
 TOKENIZER = CharTokenizer()
 LETTERS = "abdeghiklmnorst"  # 15 letters + space: one mel band each, 5 bands apart

@@ -1,1 +1,1 @@
-"""Data: manifests (what audio and text we have), importers, samplers and the dataset."""
+"""Core data: manifests (what audio and text we have), the duration-bucketed sampler and the dataset."""

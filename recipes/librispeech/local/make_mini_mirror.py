@@ -8,7 +8,7 @@ Writes what `asr prepare librispeech --mirror` expects to find:
                                  and <spk>-<chapter>.trans.txt, the real archives' layout
     OUT/31/dev-clean-2.tar.gz    the same, with other speakers and sentences
     OUT/md5sum.txt               `<md5>  <subset>.tar.gz` lines, for --checksums
-The speech is espeak-ng (asr.data.synthesize) with one voice per speaker, saying
+The speech is espeak-ng (asr.synth.synthesize) with one voice per speaker, saying
 sentences from that module's small grammar: enough to run every stage of the recipe
 without internet, not to measure accuracy. Tests build their mirrors with `make_mirror`.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import soundfile as sf
 
 from asr.audio import SAMPLE_RATE
-from asr.data.synthesize import ESPEAK_ACCENTS, ESPEAK_VARIANTS, plan_jobs, render
+from asr.synth.synthesize import ESPEAK_ACCENTS, ESPEAK_VARIANTS, plan_jobs, render
 
 MINI_SUBSETS = ("train-clean-5", "dev-clean-2")  # OpenSLR resource 31
 

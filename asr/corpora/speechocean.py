@@ -27,9 +27,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from asr.data.importers import import_kaldi_dir
+from asr.corpora.download import (
+    DownloadError,
+    done_marker,
+    download_and_extract,
+    download_file,
+)
+from asr.corpora.importers import import_kaldi_dir
 from asr.data.manifest import ManifestError, Utterance, write_manifest
-from asr.download import DownloadError, done_marker, download_and_extract, download_file
 
 OPENSLR = "https://www.openslr.org/resources"
 RESOURCE = 101
@@ -45,7 +50,7 @@ def archive_url(mirror: str | None = None) -> str:
 def download_speechocean762(root: str | os.PathLike, mirror: str | None = None, md5: str | None = None) -> Path:
     """Download and extract the corpus into ROOT/speechocean762 (the archive stays in ROOT).
 
-    Finished work is skipped and a cut-off download resumes (see asr.download).
+    Finished work is skipped and a cut-off download resumes (see asr.corpora.download).
     Returns the corpus folder. Raises DownloadError.
     """
     root, url = Path(root), archive_url(mirror)

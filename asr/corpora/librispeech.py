@@ -23,9 +23,9 @@ import os
 import sys
 from pathlib import Path
 
-from asr.data.importers import import_librispeech
+from asr.corpora.download import DownloadError, done_marker, download_and_extract
+from asr.corpora.importers import import_librispeech
 from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
-from asr.download import DownloadError, done_marker, download_and_extract
 
 OPENSLR = "https://www.openslr.org/resources"
 

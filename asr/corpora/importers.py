@@ -19,10 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asr.audio import AudioError, audio_info
+from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info
 from asr.data.manifest import ManifestError, Utterance
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
 
 def import_kaldi_dir(data_dir: str | os.PathLike, jobs: int | None = None) -> list[Utterance]:

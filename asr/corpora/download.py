@@ -14,7 +14,7 @@ Extraction refuses members that would land outside DEST (absolute paths, `..`, l
 pointing out, device files). Every failure (no connection, HTTP error, a connection
 that dropped, a wrong checksum, a truncated or corrupt archive, an unsafe member)
 raises `DownloadError`, whose message names the URL or file. Corpus recipes (e.g.
-asr.data.librispeech) hold their own tables of URLs and published checksums.
+asr.corpora.librispeech) hold their own tables of URLs and published checksums.
 """
 
 from __future__ import annotations
