@@ -24,6 +24,7 @@ system-deps:
 	@command -v espeak-ng >/dev/null && command -v flite >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite >/dev/null; }
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 demo: install

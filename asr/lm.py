@@ -31,8 +31,8 @@ import contextlib
 import gzip
 import io
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from asr.atomic import atomic_write
 from asr.decode import WORD_SEPARATOR

@@ -29,7 +29,7 @@ class ErrorCounts:
             return float(self.errors > 0)
         return self.errors / self.reference_length
 
-    def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
+    def __add__(self, other: ErrorCounts) -> ErrorCounts:
         return ErrorCounts(
             self.substitutions + other.substitutions,
             self.deletions + other.deletions,

@@ -371,5 +371,5 @@ def _set_rng_state(state: dict) -> None:
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint we resumed from (they will be redone)."""
     if path.exists():
-        lines = [l for l in path.read_text().splitlines() if json.loads(l).get("step", 0) <= step]
-        path.write_text("".join(l + "\n" for l in lines))
+        lines = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
+        path.write_text("".join(line + "\n" for line in lines))

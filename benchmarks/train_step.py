@@ -69,7 +69,8 @@ def main() -> None:
         rows = [json.loads(line) for line in (Path(exp_dir) / "metrics.jsonl").read_text().splitlines()]
     speeds = [row["audio_sec_per_sec"] for row in rows if "audio_sec_per_sec" in row][1:]
     model = config.model
-    print(f"train    {args.config or 'default config'} ({model.num_layers}x{model.hidden_size} BiLSTM, subsample {model.subsample}, "
+    print(f"train    {args.config or 'default config'} "
+          f"({model.num_layers}x{model.hidden_size} BiLSTM, subsample {model.subsample}, "
           f"{config.train.max_batch_seconds:g} s batches), {torch.get_num_threads()} threads: "
           f"{statistics.median(speeds):.1f} audio-s/s (median of {len(speeds)} windows of {LOG_EVERY} steps, "
           f"range {min(speeds):.1f}-{max(speeds):.1f})")

@@ -80,7 +80,7 @@ def test_checkpoints_of_different_models_are_refused(exp_dir):
 
 def test_best_needs_dev_wer_and_errors_are_one_line(exp_dir, capsys):
     lines = (exp_dir / "metrics.jsonl").read_text().splitlines()
-    (exp_dir / "metrics.jsonl").write_text("".join(l + "\n" for l in lines if "dev_wer" not in l))
+    (exp_dir / "metrics.jsonl").write_text("".join(line + "\n" for line in lines if "dev_wer" not in line))
     assert main(["average", "--exp-dir", str(exp_dir), "--best", "2"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "have a dev WER" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 
 import pytest
 import torch
@@ -66,7 +67,7 @@ def test_failed_save_keeps_the_previous_file(model, tmp_path):
     path = tmp_path / "last.pt"
     save_atomic(make_checkpoint(model, FEATURES, CharTokenizer()), path)
     before = path.read_bytes()
-    with pytest.raises(Exception):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # which one depends on the object
         save_atomic({"unpicklable": lambda: None}, path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["last.pt"]
