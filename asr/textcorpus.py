@@ -32,8 +32,8 @@ import hashlib
 import os
 import random
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from asr.errors import AsrError
 from asr.text import normalize_text
