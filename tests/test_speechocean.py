@@ -21,6 +21,7 @@ from asr.cli import main
 from asr.corpora.download import DownloadError
 from asr.corpora.speechocean import (
     ARCHIVE,
+    REPORT_SPEAKERS,
     RESOURCE,
     download_speechocean762,
     prepare_speechocean762,
@@ -127,6 +128,17 @@ def test_local_copy_with_dev_split(tmp_path):
     assert [u.id for u in prepared["dev"]] == ["000030012"]
     assert read_manifest(tmp_path / "data" / "dev.jsonl") == prepared["dev"]
     assert len(read_manifest(tmp_path / "data" / "train.jsonl")) == 3
+
+
+def test_dev_is_split_by_speaker_into_report_and_rest(tmp_path):
+    corpus = write_corpus(tmp_path)  # dev speakers: 0003 (a reporting speaker) and 0012
+    prepared = prepare_speechocean762(corpus, tmp_path / "data", jobs=1)
+    assert {u.speaker for u in prepared["dev_report"]} == {"0003"} <= REPORT_SPEAKERS
+    assert {u.speaker for u in prepared["dev_rest"]} == {"0012"}
+    assert sorted(prepared["dev_report"] + prepared["dev_rest"], key=lambda u: u.id) == \
+        sorted(prepared["dev"], key=lambda u: u.id)
+    assert read_manifest(tmp_path / "data" / "dev_report.jsonl") == prepared["dev_report"]
+    assert read_manifest(tmp_path / "data" / "dev_rest.jsonl") == prepared["dev_rest"]
 
 
 def test_corpus_dir_needs_manifest_dir_and_the_layout(tmp_path, capsys):

@@ -17,6 +17,10 @@ shared one, which keeps 63 of the 125 test speakers) uses it; the original downl
 has none, so its whole test/ set (125 speakers) becomes dev. Dev figures from the
 two are therefore not the same measurement.
 
+Dev is also split by speaker into a fixed reporting part, REPORT_SPEAKERS (24 of the
+shared copy's 63 dev speakers, 480 utterances), and the rest. A model may train on
+`dev_rest` (real speech is scarce); its figures then come from `dev_report` only.
+
 OpenSLR publishes no checksum for this archive, so without an MD5 the download is
 checked against the archive's published size (ARCHIVE_BYTES, as in Kaldi's
 egs/gop_speechocean762 recipe); a mirror serving another archive passes its MD5.
@@ -40,6 +44,15 @@ OPENSLR = "https://www.openslr.org/resources"
 RESOURCE = 101
 ARCHIVE = "speechocean762.tar.gz"
 ARCHIVE_BYTES = 520_810_923  # ~497 MiB
+
+# The reporting speakers: within each (age <= 12 / 13-17 / adult) x gender group of the
+# shared copy's dev speakers, the first 38% (24 / 63) by SHA-1 of the speaker id, so that
+# the part has the whole set's mix of children and adults, women and men. All of them are
+# also test/ speakers of the original archive, so the split means the same with either.
+REPORT_SPEAKERS = frozenset({
+    "0003", "0094", "0111", "0120", "1030", "1075", "1099", "1181", "1228", "1465", "1501", "2451",
+    "2917", "3631", "5039", "5220", "5547", "8153", "9555", "9610", "9622", "9626", "9635", "9647",
+})
 
 
 def archive_url(mirror: str | None = None) -> str:
@@ -78,11 +91,17 @@ def dev_dir(corpus_dir: str | os.PathLike) -> Path:
 
 def prepare_speechocean762(corpus_dir: str | os.PathLike, manifest_dir: str | os.PathLike,
                            jobs: int | None = None) -> dict[str, list[Utterance]]:
-    """Write MANIFEST_DIR/train.jsonl and dev.jsonl from a corpus copy. Returns {name: utterances}."""
+    """Write MANIFEST_DIR/train.jsonl and dev.jsonl from a corpus copy, and dev's two
+    speaker-disjoint parts dev_report.jsonl (REPORT_SPEAKERS) and dev_rest.jsonl when
+    both are non-empty. Returns {name: utterances}."""
     corpus_dir, manifest_dir = Path(corpus_dir), Path(manifest_dir)
-    sources = {"train": corpus_dir / "train", "dev": dev_dir(corpus_dir)}
-    prepared = {}
-    for name, data_dir in sources.items():
-        prepared[name] = import_kaldi_dir(data_dir, jobs=jobs)
-        write_manifest(prepared[name], manifest_dir / f"{name}.jsonl")
+    held_out = dev_dir(corpus_dir)  # first: a copy without one fails before any reading
+    prepared = {"train": import_kaldi_dir(corpus_dir / "train", jobs=jobs),
+                "dev": import_kaldi_dir(held_out, jobs=jobs)}
+    report = [u for u in prepared["dev"] if u.speaker in REPORT_SPEAKERS]
+    rest = [u for u in prepared["dev"] if u.speaker not in REPORT_SPEAKERS]
+    if report and rest:
+        prepared.update(dev_report=report, dev_rest=rest)
+    for name, utterances in prepared.items():
+        write_manifest(utterances, manifest_dir / f"{name}.jsonl")
     return prepared
