@@ -32,6 +32,7 @@ import torch
 
 from asr.config import ConfigError
 from asr.errors import AsrError
+from asr.extras import require
 from asr.text import BLANK, SPACE, CharTokenizer
 
 WORD_SEPARATOR = "|"  # flashlight's name for the space token in lexicons and character LMs
@@ -118,6 +119,8 @@ class BeamSearchDecoder(Decoder):
     """flashlight-text CTC beam search, optionally lexicon-constrained and with a KenLM n-gram."""
 
     def __init__(self, options: DecodingOptions, tokenizer: CharTokenizer):
+        require("flashlight.lib.text.decoder", "beam", "beam search",
+                hint="greedy decoding (--decoder greedy) does not")
         from torchaudio.models.decoder import ctc_decoder
 
         for path, what in ((options.lexicon, "lexicon"), (options.lm, "language model")):
