@@ -43,6 +43,7 @@ def test_lm_build_without_the_beam_extra_is_one_error_line(monkeypatch, tmp_path
     assert not (tmp_path / "lm" / "lm.arpa").exists()
 
 
+@pytest.mark.slow
 def test_greedy_transcription_runs_without_the_beam_extra(speech_dir):
     """A fresh interpreter where flashlight-text and kaldingram cannot be imported: the bundled
     model transcribes greedily; its stored default, beam search, is one error line naming the extra."""

@@ -27,6 +27,7 @@ def speech(speech_dir) -> np.ndarray:
     return load_audio(speech_dir / "utt0.wav")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_power_mel_matches_librosa(speech, name):
     config = CONFIGS[name]
