@@ -16,7 +16,7 @@ The beam decoder is flashlight-text's, through `torchaudio.models.decoder.ctc_de
     (ARPA or binary) then scores word sequences.
 It merges hypotheses that end in the same state by summing their probabilities
 (log-add), so without an LM it searches for the text with the highest CTC
-likelihood, `ctc_log_likelihood`, which is what training maximizes. It is a
+likelihood, which is what training maximizes. It is a
 pruned search, not an exact one: on near-uniform random emissions we saw it
 return a text up to 0.14 nats less likely than greedy's (8 of 900 trials); on
 peaked, blank-dominated emissions like a trained model's, never (0 of 1,200).
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from asr.config import ConfigError
 from asr.errors import AsrError
+from asr.extras import require
 from asr.text import BLANK, SPACE, CharTokenizer
 
 WORD_SEPARATOR = "|"  # flashlight's name for the space token in lexicons and character LMs
@@ -119,6 +119,8 @@ class BeamSearchDecoder(Decoder):
     """flashlight-text CTC beam search, optionally lexicon-constrained and with a KenLM n-gram."""
 
     def __init__(self, options: DecodingOptions, tokenizer: CharTokenizer):
+        require("flashlight.lib.text.decoder", "beam", "beam search",
+                hint="greedy decoding (--decoder greedy) does not")
         from torchaudio.models.decoder import ctc_decoder
 
         for path, what in ((options.lexicon, "lexicon"), (options.lm, "language model")):
@@ -197,31 +199,6 @@ def make_decoder(options: DecodingOptions, tokenizer: CharTokenizer) -> Decoder:
     if options.decoder == "greedy":
         return GreedyDecoder(tokenizer)
     return BeamSearchDecoder(options, tokenizer)
-
-
-def ctc_log_likelihood(log_probs: torch.Tensor, tokens: list[int], blank_id: int, space_id: int) -> float:
-    """log P(transcript | audio) under CTC: the model's own objective for an output.
-
-    log_probs: (frames, vocab) of one utterance; tokens: the output's token ids.
-    CTC sums the probability of every frame alignment of a label sequence
-    (training minimizes the negative of this). A transcript does not show a word
-    separator at its start or end, and the beam decoder treats one there as
-    silence, so the label sequences with and without one at either end are summed
-    too. This is what decoders are compared on without an LM.
-    """
-    core = list(tokens)
-    while core and core[0] == space_id:
-        core.pop(0)
-    while core and core[-1] == space_id:
-        core.pop()
-    variants = sorted({tuple(core), (space_id, *core), (*core, space_id), (space_id, *core, space_id)})
-    log_probs = log_probs.detach().float().cpu()  # (frames, vocab)
-    frames = log_probs.shape[0]
-    losses = F.ctc_loss(log_probs.unsqueeze(1).expand(frames, len(variants), -1),  # (frames, variants, vocab)
-                        torch.tensor([t for v in variants for t in v], dtype=torch.long),
-                        torch.full((len(variants),), frames), torch.tensor([len(v) for v in variants]),
-                        blank=blank_id, reduction="none")  # (variants,)
-    return float(torch.logsumexp(-losses, dim=0))
 
 
 def add_word_timings(hyp: Hypothesis, log_probs: torch.Tensor, frame_seconds: float, space_id: int,

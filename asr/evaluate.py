@@ -18,7 +18,7 @@ from asr.data.manifest import Utterance
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis
 from asr.features import FeatureConfig
-from asr.metrics import ErrorCounts, align, char_errors, format_alignment
+from asr.metrics import ErrorCounts, align_words, char_errors, format_alignment
 from asr.model import CTCModel
 from asr.text import CharTokenizer, normalize_text
 
@@ -48,7 +48,7 @@ def score(utterances: list[Utterance], hyps: dict[str, Hypothesis]) -> tuple[dic
     words, chars, rows = ErrorCounts(), ErrorCounts(), []
     for utt in utterances:
         ref, hyp = normalize_text(utt.text), hyps[utt.id].text
-        counts, pairs = align(ref.split(), hyp.split())
+        counts, pairs = align_words(ref, hyp)
         words, chars = words + counts, chars + char_errors(ref, hyp)
         rows.append({"id": utt.id, "ref": ref, "hyp": hyp, "errors": counts, "aligned": format_alignment(pairs)})
     summary = {

@@ -49,10 +49,6 @@ class FeatureConfig:
     def hop_length(self) -> int:
         return int(SAMPLE_RATE * self.hop_ms / 1000)  # 160 samples
 
-    def num_frames(self, num_samples: int) -> int:
-        """Frames produced for `num_samples` samples (centered STFT)."""
-        return num_samples // self.hop_length + 1
-
 
 class LogMel(torch.nn.Module):
     """Waveform `(samples,)` -> normalized log-mel `(frames, mels)`."""

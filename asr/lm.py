@@ -37,6 +37,7 @@ from pathlib import Path
 from asr.atomic import atomic_write
 from asr.decode import WORD_SEPARATOR
 from asr.errors import AsrError
+from asr.extras import require
 from asr.text import normalize_text
 
 LM_FILE = "lm.arpa"
@@ -76,7 +77,7 @@ def spell(sentence: str) -> str:
 
 def build_arpa(sentences: Iterable[str], order: int, path: str | os.PathLike) -> None:
     """Train a Kneser-Ney n-gram of `order` on space-separated tokens and write it as ARPA."""
-    from kaldingram.train import NgramCounts
+    NgramCounts = require("kaldingram.train", "beam", "building an n-gram LM").NgramCounts
 
     if not 2 <= order <= 5:  # kaldingram goes up to 5; KenLM loads bigrams and up
         raise CorpusError(f"n-gram order must be 2..5, got {order}")

@@ -15,6 +15,7 @@ dev-tuned: quote it as such, and score held-out data for an unbiased figure.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import random
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import LoadedModel, read_checkpoint, save_atomic
-from asr.data.manifest import Utterance
+from asr.data.manifest import ManifestError, Utterance
 from asr.decode import Decoder, DecodingOptions, Hypothesis, make_decoder
 from asr.evaluate import decode_utterances, score
 
@@ -32,25 +33,32 @@ LM_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
 WORD_SCORES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 
 
-class _EmissionRecorder(Decoder):
-    """Keeps each utterance's log-probs (frames, vocab) instead of decoding them."""
+@dataclasses.dataclass
+class _Emission(Hypothesis):
+    """A stand-in hypothesis that carries its utterance's log-probs, so that they reach
+    `decode_utterances`' {utt id: hypothesis} paired by id, whatever the batch order."""
 
-    def __init__(self):
-        self.emissions: list[torch.Tensor] = []
+    log_probs: torch.Tensor | None = None  # (frames, vocab)
+
+
+class _EmissionRecorder(Decoder):
+    """Returns each utterance's log-probs (frames, vocab) instead of decoding them."""
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-        for b, length in enumerate(lengths.tolist()):
-            self.emissions.append(log_probs[b, :length].detach().float().cpu().clone())
-        return [Hypothesis("") for _ in range(len(lengths))]
+        return [_Emission("", log_probs=log_probs[b, :length].detach().float().cpu().clone())
+                for b, length in enumerate(lengths.tolist())]
 
 
 def compute_emissions(loaded: LoadedModel, utterances: list[Utterance], device: str = "cpu",
                       num_workers: int = 1) -> dict[str, torch.Tensor]:
-    """Run the model once over `utterances`. Returns {utt id: log-probs (frames, vocab)}."""
-    recorder = _EmissionRecorder()
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, recorder, device=device,
+    """Run the model once over `utterances` (ids must be unique). Returns {utt id: log-probs (frames, vocab)}."""
+    ids = [utt.id for utt in utterances]
+    duplicates = [utt_id for utt_id, count in collections.Counter(ids).items() if count > 1]
+    if duplicates:
+        raise ManifestError(f"utterance id {duplicates[0]!r} appears more than once")
+    hyps = decode_utterances(loaded.model, loaded.features, utterances, _EmissionRecorder(), device=device,
                              num_workers=num_workers)
-    return dict(zip(hyps, recorder.emissions))  # both in decoding order
+    return {utt_id: hyps[utt_id].log_probs for utt_id in ids}
 
 
 def decode_emissions(decoder: Decoder, emissions: dict[str, torch.Tensor]) -> dict[str, Hypothesis]:

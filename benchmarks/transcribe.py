@@ -44,7 +44,7 @@ from common import DEV_MANIFEST, default_model, machine_line, peak_rss_mb  # noq
 
 from asr.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from asr.data.manifest import Utterance, read_manifest  # noqa: E402
-from asr.metrics import word_errors  # noqa: E402
+from asr.metrics import align_words  # noqa: E402
 
 WORK = HERE / ".transcribe-work"
 # pocketsphinx decodes an utterance at a time: given a 10-minute file as one utterance
@@ -75,7 +75,7 @@ def make_input(utterances: list[Utterance], minutes: float, folder: Path) -> tup
 
 
 def wer(reference: str, hypothesis: str) -> float:
-    return word_errors(benchmark_text(reference), benchmark_text(hypothesis)).rate
+    return align_words(benchmark_text(reference), benchmark_text(hypothesis))[0].rate
 
 
 def worker(args) -> None:

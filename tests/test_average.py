@@ -87,6 +87,7 @@ def test_best_needs_dev_wer_and_errors_are_one_line(exp_dir, capsys):
     assert not list(exp_dir.glob("avg-*"))
 
 
+@pytest.mark.slow
 def test_training_keeps_the_last_epochs_for_averaging(speech_manifest, tmp_path, capsys):
     config = RunConfig(train_manifest=str(speech_manifest), dev_manifest=str(speech_manifest),
                        model=ModelConfig(subsample=4, hidden_size=16, num_layers=1),

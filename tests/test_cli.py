@@ -155,6 +155,7 @@ def test_evaluate_prints_and_writes_wer(overfit_exp, speech_manifest, tmp_path, 
         assert f"utt{i}\thyp\t" in recogs
 
 
+@pytest.mark.slow
 def test_evaluate_with_unreadable_audio_is_a_clean_error(overfit_exp, speech_manifest, tmp_path, capsys):
     broken = tmp_path / "broken.wav"
     broken.write_text("not audio")
@@ -194,6 +195,7 @@ def _transcribe(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_transcribe_files_with_a_corrupt_one(overfit_exp, stereo_44k, tmp_path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
@@ -210,6 +212,7 @@ def test_transcribe_files_with_a_corrupt_one(overfit_exp, stereo_44k, tmp_path):
     assert errors.rate < 0.1, result.stdout
 
 
+@pytest.mark.slow
 def test_transcribe_folder_as_jsonl(overfit_exp, stereo_44k):
     folder = next(iter(stereo_44k)).parent
     result = _transcribe(str(folder), "--format", "jsonl", "--model", str(overfit_exp / "last.pt"))

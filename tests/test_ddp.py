@@ -28,6 +28,8 @@ from asr.features import SpecAugmentConfig
 from asr.model import ModelConfig
 from asr.train import RunConfig, TrainConfig, Trainer, run
 
+pytestmark = pytest.mark.slow  # every test reads the runs of one torchrun launch (~20 s)
+
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # float rounding differs (summation order, thread counts)
 
 

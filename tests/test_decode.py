@@ -14,7 +14,6 @@ from asr.decode import (
     DecoderError,
     DecodingOptions,
     add_word_timings,
-    ctc_log_likelihood,
     make_decoder,
 )
 from asr.lm import build_lm
@@ -50,7 +49,27 @@ def decode(options: DecodingOptions, log_probs: torch.Tensor):
 
 
 def likelihood(log_probs: torch.Tensor, hyp) -> float:
-    return ctc_log_likelihood(log_probs[0], hyp.tokens, TOKENIZER.blank_id, TOKENIZER.space_id)
+    """log P(hyp's text | audio) under CTC, what training maximizes. log_probs: (1, frames, vocab).
+
+    CTC sums the probability of every frame alignment of a label sequence. A text
+    does not show a word separator at its start or end, and the beam decoder treats
+    one there as silence, so the label sequences with and without one at either end
+    are summed too. Decoders are compared on this without an LM.
+    """
+    space = TOKENIZER.space_id
+    core = list(hyp.tokens)
+    while core and core[0] == space:
+        core.pop(0)
+    while core and core[-1] == space:
+        core.pop()
+    variants = sorted({tuple(core), (space, *core), (*core, space), (space, *core, space)})
+    frames = log_probs.shape[1]
+    losses = torch.nn.functional.ctc_loss(
+        log_probs[0].unsqueeze(1).expand(frames, len(variants), -1),  # (frames, variants, vocab)
+        torch.tensor([t for v in variants for t in v], dtype=torch.long),
+        torch.full((len(variants),), frames), torch.tensor([len(v) for v in variants]),
+        blank=TOKENIZER.blank_id, reduction="none")  # (variants,)
+    return float(torch.logsumexp(-losses, dim=0))
 
 
 @pytest.fixture(scope="module")

@@ -211,3 +211,15 @@ def test_subset_table_has_every_subset_with_an_md5():
     for subset, (resource, md5) in SUBSETS.items():
         assert resource == (31 if subset in ("dev-clean-2", "train-clean-5") else 12)
         assert len(md5) == 32 and int(md5, 16) >= 0
+
+
+def test_missing_or_malformed_checksums_file_is_a_one_line_error(tmp_path, capsys):
+    args = ["prepare", "librispeech", "--subsets", "dev-clean-2", "--root", str(tmp_path / "dl"),
+            "--checksums", str(tmp_path / "md5sum.txt")]
+    assert main(args) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'md5sum.txt'}: cannot read checksums " \
+                                      "(No such file or directory)\n"
+    (tmp_path / "md5sum.txt").write_text("d41d8cd98f00b204e9800998ecf8427e  dev-clean-2.tar.gz\nnot a checksum\n")
+    with pytest.raises(DownloadError, match=f"{tmp_path / 'md5sum.txt'}:2: expected"):
+        read_md5sums(tmp_path / "md5sum.txt")
+    assert not (tmp_path / "dl").exists()  # nothing was downloaded

@@ -13,15 +13,15 @@ from flashlight.lib.text.dictionary import create_word_dict
 from test_decode import spelled
 
 from asr import lm as lm_module
-from asr.checkpoint import load_model, make_checkpoint, save_atomic
+from asr.checkpoint import LoadedModel, load_model, make_checkpoint, save_atomic
 from asr.cli import main
-from asr.data.manifest import Utterance, write_manifest
+from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
 from asr.decode import DecodingOptions
 from asr.features import FeatureConfig
 from asr.lm import CorpusError, build_lm, download_librispeech, spell
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
-from asr.tune import candidates, save_decoding, tune
+from asr.tune import candidates, compute_emissions, save_decoding, tune
 
 CORPUS = "The CAT sat on the mat.\nthe cat sat!\n\nA cat sat on a mat\nthe bat\n"
 
@@ -118,6 +118,21 @@ def test_tune_picks_the_weight_with_the_lowest_dev_wer(tmp_path):
     random_pairs = candidates((0.0, 2.0), (-1.0, 1.0), trials=5, seed=3)
     assert len(random_pairs) == 5 and all(0 <= w <= 2 and -1 <= s <= 1 for w, s in random_pairs)
     assert random_pairs == candidates((0.0, 2.0), (-1.0, 1.0), trials=5, seed=3)
+
+
+def test_compute_emissions_pairs_each_utterance_with_its_own_log_probs(speech_manifest):
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer()
+    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(tokenizer))).eval()
+    loaded = LoadedModel(model, FeatureConfig(), tokenizer)
+    utterances = read_manifest(speech_manifest)  # batched longest first, so not in manifest order
+    emissions = compute_emissions(loaded, utterances)
+    assert list(emissions) == [u.id for u in utterances]
+    for utt in utterances:
+        [alone] = compute_emissions(loaded, [utt]).values()
+        assert emissions[utt.id].shape == alone.shape and torch.allclose(emissions[utt.id], alone, atol=1e-5)
+    with pytest.raises(ManifestError, match="utterance id 'utt0' appears more than once"):
+        compute_emissions(loaded, [*utterances, utterances[0]])
 
 
 def test_tuned_decoding_is_stored_and_used_by_evaluate(tmp_path, speech_manifest, capsys):

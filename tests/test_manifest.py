@@ -11,6 +11,7 @@ import soundfile as sf
 from conftest import tone
 
 from asr.audio import SAMPLE_RATE
+from asr.cli import main
 from asr.corpora.importers import import_folder, import_kaldi_dir, import_librispeech
 from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
 
@@ -99,6 +100,46 @@ def test_kaldi_dir_with_segments(tmp_path):
     }
 
 
+def test_kaldi_segments_ending_at_minus_one_run_to_the_end_of_the_recording(tmp_path):
+    data = _kaldi_corpus(tmp_path, "data dir")
+    (data / "segments").write_text("utt1 spk2_a 0.5 -1\n")
+    (data / "text").write_text("utt1 ONE\n")
+    [utterance] = import_kaldi_dir(data, jobs=1)
+    assert (utterance.offset, utterance.duration) == (0.5, pytest.approx(1.0))
+
+
+BAD_SEGMENTS = {
+    "unknown recording": ("utt1 spk1_a 0 0.4\nutt2 nosuch 0 1\n", ":2: recording 'nosuch' is not in wav.scp"),
+    "too few fields": ("utt1 spk1_a 0.4\n", ":1: expected '<utt> <recording> <start> <end>'"),
+    "too many fields": ("utt1 spk1_a 0 0.4 x\n", ":1: expected '<utt> <recording> <start> <end>'"),
+    "not a number": ("utt1 spk1_a zero 0.4\n", ":1: expected '<utt> <recording> <start> <end>'"),
+    "end before start": ("utt1 spk1_a 0.4 0.2\n", ":1: needs 0 <= start < end (or end -1), got 0.4 0.2"),
+    "negative start": ("utt1 spk1_a -1 0.2\n", ":1: needs 0 <= start < end (or end -1), got -1 0.2"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SEGMENTS)
+def test_bad_segments_line_is_an_error_naming_file_and_line(tmp_path, case, capsys):
+    data = _kaldi_corpus(tmp_path, "data dir")
+    content, message = BAD_SEGMENTS[case]
+    (data / "segments").write_text(content)
+    (data / "text").write_text("utt1 ONE\nutt2 TWO\n")
+    with pytest.raises(ManifestError) as info:
+        import_kaldi_dir(data, jobs=1)
+    assert str(info.value) == f"{data / 'segments'}{message}"
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "out.jsonl")]) == 1
+    assert capsys.readouterr().err == f"error: {data / 'segments'}{message}\n"
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_segment_past_the_end_of_its_recording_is_skipped_with_a_warning(tmp_path, capsys):
+    data = _kaldi_corpus(tmp_path, "data dir")
+    (data / "segments").write_text("utt1 spk1_a 0 0.4\nutt2 spk1_b 0.6 -1\n")  # spk1_b lasts 0.5 s
+    (data / "text").write_text("utt1 ONE\nutt2 TWO\n")
+    assert [u.id for u in import_kaldi_dir(data, jobs=1)] == ["utt1"]
+    assert "utt2 starts at 0.6 s, past the end of the audio (0.5 s)" in capsys.readouterr().err
+
+
 def test_kaldi_dir_skips_utterances_without_text(tmp_path, capsys):
     data = _kaldi_corpus(tmp_path, "data dir")
     (data / "text").write_text("spk1_a HELLO\nspk2_a BYE\n")
@@ -128,6 +169,16 @@ def test_plain_folder(tmp_path):
         "alice-greeting": ("Hello, world!", "alice", 0.5),
         "bob-note": ("remember the milk", "bob", 1.0),
     }
+
+
+def test_plain_folder_refuses_two_files_with_the_same_id(tmp_path):
+    _audio(tmp_path / "a-b" / "c.wav", 0.5)
+    _audio(tmp_path / "a" / "b-c.wav", 0.5)
+    for name in ("a-b/c.txt", "a/b-c.txt"):
+        (tmp_path / name).write_text("words")
+    with pytest.raises(ManifestError, match=f"{tmp_path / 'a-b' / 'c.wav'}: same utterance id 'a-b-c' as "
+                                            f"{tmp_path / 'a' / 'b-c.wav'}"):
+        import_folder(tmp_path, jobs=1)
 
 
 def test_corrupt_audio_is_skipped_with_a_warning(tmp_path, capsys):
@@ -185,6 +236,8 @@ BROKEN = {
     "zero duration": (GOOD_LINE.replace("1.0", "0"), ":1: duration must be > 0"),
     "duration not a number": (GOOD_LINE.replace("1.0", '"long"'), ":1: duration/offset must be numbers"),
     "empty": ("\n\n", ": manifest is empty"),
+    "duplicate id": (GOOD_LINE + "\n" + GOOD_LINE.replace("/a.wav", "/b.wav") + "\n\n" + GOOD_LINE,
+                     ":2: duplicate utterance id 'a' (first on line 1)"),
 }
 
 
@@ -196,6 +249,13 @@ def test_broken_manifest_names_file_and_line(tmp_path, case):
     with pytest.raises(ManifestError) as info:
         read_manifest(path)
     assert str(info.value).startswith(f"{path}{message}"), str(info.value)
+
+
+def test_duplicate_ids_are_a_one_line_cli_error(tmp_path, capsys):
+    path = tmp_path / "dup.jsonl"
+    path.write_text(GOOD_LINE + "\n" + GOOD_LINE + "\n")
+    assert main(["lm", "build", "--text", str(path), "--out", str(tmp_path / "lm")]) == 1
+    assert capsys.readouterr().err == f"error: {path}:2: duplicate utterance id 'a' (first on line 1)\n"
 
 
 def test_missing_manifest(tmp_path):

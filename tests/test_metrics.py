@@ -1,4 +1,5 @@
-"""asr.metrics and asr.evaluate.score against jiwer, the reference implementation."""
+"""asr.metrics (jiwer alignments summed into our counts) and asr.evaluate.score: minimum edit distances,
+alignments that spell out both sides, and corpus rates equal to jiwer's own wer() and cer()."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from asr.data.manifest import Utterance
 from asr.decode import Hypothesis
 from asr.evaluate import score
-from asr.metrics import ErrorCounts, align, char_errors, format_alignment, word_errors
+from asr.metrics import ErrorCounts, align_words, char_errors, format_alignment
 
 WORDS = "the a cat sat on mat dog ran in park we call it bear she sells sea shells red door".split()
 
@@ -52,22 +53,30 @@ def _ours(counts: ErrorCounts) -> tuple[int, int, int, int]:
     return counts.substitutions, counts.deletions, counts.insertions, hits
 
 
+def _edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Levenshtein distance (unit costs) by the textbook recurrence, one row at a time."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        diagonal, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
+    return row[-1]
+
+
 @pytest.mark.parametrize("seed", range(3))
-def test_per_sentence_word_counts_match_jiwer(seed):
+def test_per_sentence_errors_are_the_minimum_edit_distance(seed):
     for ref, hyp in _pairs(seed, 500):
-        assert _ours(word_errors(ref, hyp)) == _counts(jiwer.process_words(ref, hyp)), (ref, hyp)
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_per_sentence_char_counts_match_jiwer(seed):
+        counts, _ = align_words(ref, hyp)
+        assert counts.errors == _edit_distance(ref.split(), hyp.split()), (ref, hyp)
+        assert counts.reference_length == len(ref.split())
     for ref, hyp in _pairs(100 + seed, 300):
-        assert _ours(char_errors(ref, hyp)) == _counts(jiwer.process_characters(ref, hyp)), (ref, hyp)
+        assert char_errors(ref, hyp).errors == _edit_distance(list(ref), list(hyp)), (ref, hyp)
 
 
 def test_corpus_rates_match_jiwer():
     pairs = _pairs(7, 400)
     refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
-    words = sum((word_errors(r, h) for r, h in pairs), ErrorCounts())
+    words = sum((align_words(r, h)[0] for r, h in pairs), ErrorCounts())
     chars = sum((char_errors(r, h) for r, h in pairs), ErrorCounts())
     assert words.rate == pytest.approx(jiwer.wer(refs, hyps), abs=1e-12)
     assert chars.rate == pytest.approx(jiwer.cer(refs, hyps), abs=1e-12)
@@ -90,24 +99,26 @@ def test_score_matches_jiwer_on_a_corpus():
 
 def test_alignment_pairs_spell_out_both_sides():
     for ref, hyp in _pairs(3, 300):
-        counts, pairs = align(ref.split(), hyp.split())
+        counts, pairs = align_words(ref, hyp)
         assert [r for r, _ in pairs if r != "*"] == ref.split()
         assert [h for _, h in pairs if h != "*"] == hyp.split()
-        assert sum(r != h for r, h in pairs) == counts.errors
+        assert sum(h == "*" for _, h in pairs) == counts.deletions
+        assert sum(r == "*" for r, _ in pairs) == counts.insertions
+        assert sum("*" != r != h != "*" for r, h in pairs) == counts.substitutions
 
 
 def test_alignment_and_format_on_a_known_example():
-    counts, pairs = align("the cat sat on the mat".split(), "the cat sat on a mat today".split())
+    counts, pairs = align_words("the cat sat on the mat", "the  cat sat on a mat today ")
     assert counts == ErrorCounts(substitutions=1, deletions=0, insertions=1, reference_length=6)
     assert format_alignment(pairs) == "the cat sat on (the->a) mat (*->today)"
 
 
 def test_empty_sides():
-    assert word_errors("", "") == ErrorCounts()
-    assert word_errors("a b c", "") == ErrorCounts(deletions=3, reference_length=3)
-    assert word_errors("", "x y").insertions == 2
-    assert word_errors("", "x y").rate == 1.0
-    assert word_errors("", "").rate == 0.0
+    assert align_words("", "") == (ErrorCounts(), [])
+    assert align_words("a b c", "")[0] == ErrorCounts(deletions=3, reference_length=3)
+    assert align_words("", "x y") == (ErrorCounts(insertions=2), [("*", "x"), ("*", "y")])
+    assert align_words("", "x y")[0].rate == 1.0
+    assert char_errors(" ", "ab") == ErrorCounts(insertions=2)
 
 
 def test_char_errors_ignore_extra_spaces():

@@ -44,6 +44,7 @@ def test_bundled_model_transcribes_generated_speech(sentence_wav):
     assert set(hyp.text) <= set(loaded.tokenizer.vocab[1:]), hyp.text
 
 
+@pytest.mark.slow
 def test_transcribe_without_model_uses_bundled_one(sentence_wav):
     result = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(sentence_wav)],
                             capture_output=True, text=True, check=False)

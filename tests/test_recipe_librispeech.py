@@ -15,11 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_download import load_mirror_maker
 
 RUN_SH = Path(__file__).parents[1] / "recipes/librispeech/run.sh"
 
 
+@pytest.mark.slow
 def test_run_sh_downloads_prepares_trains_decodes_and_reports(tmp_path):
     mirror = tmp_path / "mirror"
     load_mirror_maker().make_mirror(mirror, speakers=2, chapters=1, utterances=3)

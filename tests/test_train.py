@@ -128,6 +128,7 @@ def _start_and_kill(command: list[str], exp_dir: Path) -> None:
         proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_killed_run_resumes_to_the_same_weights(resume_config, uninterrupted_exp, tmp_path, num_workers):
     exp_dir = tmp_path / "exp"

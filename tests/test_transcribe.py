@@ -120,6 +120,7 @@ def _tone_loaded() -> LoadedModel:
     return LoadedModel(model=ToneModel(), features=FeatureConfig(), tokenizer=TOKENIZER)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window,overlap", [(20.0, 4.0), (7.0, 2.0)])
 def test_thirty_minutes_in_windows_match_the_ground_truth_words_and_times(thirty_minutes, window, overlap):
     path, truth = thirty_minutes
@@ -143,6 +144,7 @@ def test_thirty_minutes_in_windows_match_the_ground_truth_words_and_times(thirty
         assert sum(w.text == text and abs(w.start - start) < 0.5 for w in hyp.words) == 1, truth[i]
 
 
+@pytest.mark.slow
 def test_cutting_at_the_window_edge_instead_breaks_boundary_words(thirty_minutes, monkeypatch):
     """Control: the ground-truth check above does catch bad stitching. Cutting where the
     right window starts takes words from a window that heard only their end."""
@@ -272,6 +274,7 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_killed_batch_run_resumes_without_losing_or_repeating_a_file(tiny_checkpoint, many_files, tmp_path):
     out = tmp_path / "out.jsonl"
     command = [sys.executable, "-m", "asr", "transcribe", str(many_files), "--model", str(tiny_checkpoint),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -39,10 +40,7 @@ def import_kaldi_dir(data_dir: str | os.PathLike, jobs: int | None = None) -> li
     root = _audio_root(data_dir, recordings.values())
 
     if (data_dir / "segments").is_file():
-        spans = {}
-        for utt, fields in _read_table(data_dir / "segments").items():
-            reco, start, end = fields.split()
-            spans[utt] = (reco, float(start), float(end) - float(start))
+        spans = _read_segments(data_dir / "segments", recordings)
     else:
         spans = {utt: (utt, 0.0, None) for utt in recordings}
 
@@ -76,12 +74,15 @@ def import_folder(root: str | os.PathLike, jobs: int | None = None) -> list[Utte
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"{root}: not a folder")
-    items = []
+    items, sources = [], {}
     for audio in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS):
         transcript = audio.with_suffix(".txt")
         if transcript.is_file():
             text = transcript.read_text(encoding="utf-8").strip()
             utt = str(audio.relative_to(root).with_suffix("")).replace(os.sep, "-")
+            if utt in sources:
+                raise ManifestError(f"{audio}: same utterance id {utt!r} as {sources[utt]}; rename one of them")
+            sources[utt] = audio
             items.append((utt, str(audio), text, audio.parent.name, 0.0, None))
     if not items:
         raise ManifestError(f"{root}: no audio files with .txt transcripts next to them")
@@ -90,7 +91,11 @@ def import_folder(root: str | os.PathLike, jobs: int | None = None) -> list[Utte
 
 def _read_table(path: Path) -> dict[str, str]:
     """Kaldi-style `key<whitespace>value` lines."""
-    table = {}
+    return {key: value for _, key, value in _table_lines(path)}
+
+
+def _table_lines(path: Path) -> Iterator[tuple[int, str, str]]:
+    """(line number, key, value) of each non-blank `key<whitespace>value` line."""
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             line = line.strip()
@@ -99,8 +104,25 @@ def _read_table(path: Path) -> dict[str, str]:
             key, _, value = line.partition(" ") if "\t" not in line else line.partition("\t")
             if not value.strip():
                 raise ManifestError(f"{path}:{line_no}: expected '<id> <value>'")
-            table[key] = value.strip()
-    return table
+            yield line_no, key, value.strip()
+
+
+def _read_segments(path: Path, recordings: dict[str, str]) -> dict[str, tuple[str, float, float | None]]:
+    """`<utt> <recording> <start> <end>` lines (seconds; end -1: to the end of the recording)
+    -> {utt: (recording, offset, duration or None)}."""
+    spans = {}
+    for line_no, utt, fields in _table_lines(path):
+        try:
+            reco, start, end = fields.split()
+            start, end = float(start), float(end)
+        except ValueError:
+            raise ManifestError(f"{path}:{line_no}: expected '<utt> <recording> <start> <end>'") from None
+        if start < 0 or (end <= start and end != -1):
+            raise ManifestError(f"{path}:{line_no}: needs 0 <= start < end (or end -1), got {start:g} {end:g}")
+        if reco not in recordings:
+            raise ManifestError(f"{path}:{line_no}: recording {reco!r} is not in wav.scp")
+        spans[utt] = (reco, start, None if end == -1 else end - start)
+    return spans
 
 
 def _audio_root(data_dir: Path, paths) -> Path:
@@ -119,6 +141,8 @@ def _probe(item):
         total, _, _ = audio_info(path)
     except AudioError as err:
         return None, str(err)
+    if offset >= total:
+        return None, f"{path}: {utt} starts at {offset:g} s, past the end of the audio ({total:g} s)"
     if duration is None:
         duration = total - offset
     return Utterance(utt, str(Path(path).resolve()), round(duration, 4), text, speaker, offset), None

@@ -51,8 +51,14 @@ def subset_url(subset: str, mirror: str | None = None) -> str:
 def read_md5sums(path: str | os.PathLike) -> dict[str, str]:
     """Read an md5sum-style file (`<md5>  <subset>.tar.gz` lines, as OpenSLR's md5sum.txt)
     into {subset: md5}."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise DownloadError(f"{path}: cannot read checksums ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise DownloadError(f"{path}: checksums file is not UTF-8 text") from None
     table = {}
-    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(lines, 1):
         if line.strip():
             fields = line.split()
             if len(fields) != 2 or len(fields[0]) != 32:

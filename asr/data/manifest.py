@@ -1,7 +1,7 @@
 """JSONL manifests: one utterance per line.
 
 Each line is an object with
-    id          unique utterance id
+    id          utterance id, unique within the manifest
     audio_path  path to the audio file (absolute, or relative to the manifest's folder)
     duration    seconds of audio used
     text        transcript (as given by the corpus; normalized when tokenized)
@@ -46,7 +46,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     root = path.parent
-    utterances = []
+    utterances, first_line = [], {}
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -66,10 +66,15 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
                 raise ManifestError(f"{path}:{line_no}: duration/offset must be numbers") from None
             if duration <= 0 or offset < 0:
                 raise ManifestError(f"{path}:{line_no}: duration must be > 0 and offset >= 0")
+            utt_id = str(row["id"])
+            if utt_id in first_line:
+                raise ManifestError(f"{path}:{line_no}: duplicate utterance id {utt_id!r} (first on line "
+                                    f"{first_line[utt_id]})")
+            first_line[utt_id] = line_no
             audio = Path(str(row["audio_path"]))
             utterances.append(
                 Utterance(
-                    id=str(row["id"]),
+                    id=utt_id,
                     audio_path=str(audio if audio.is_absolute() else root / audio),
                     duration=duration,
                     text=str(row["text"]),
