@@ -13,8 +13,6 @@ import re
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 from asr.errors import AsrError
 
@@ -87,6 +85,9 @@ def resample(samples: np.ndarray, rate: int) -> np.ndarray:
     """Resample mono float32 `(samples,)` from `rate` to SAMPLE_RATE (band-limited sinc)."""
     if rate == SAMPLE_RATE:
         return np.ascontiguousarray(samples, dtype=np.float32)
+    import torch  # here, not at the top: `asr --help` imports this module and must not wait for torch
+    import torchaudio.functional as AF
+
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples)), rate, SAMPLE_RATE)
     return out.numpy().astype(np.float32, copy=False)
 

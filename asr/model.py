@@ -26,12 +26,12 @@ class ModelConfig:
     """Sizes of the network. `n_mels` must match FeatureConfig.n_mels; `vocab_size`
     is set from the tokenizer when the model is built."""
 
-    n_mels: int = 80
+    n_mels: int = 80  # input mel bins (must equal features.n_mels)
     subsample: int = 3  # frames stacked per LSTM step: 10 ms -> 30 ms steps
     hidden_size: int = 256  # per direction
-    num_layers: int = 3
-    dropout: float = 0.1
-    vocab_size: int = 29
+    num_layers: int = 3  # stacked BiLSTM layers
+    dropout: float = 0.1  # between LSTM layers and before the output layer
+    vocab_size: int = 29  # output classes; set from the tokenizer when the model is built
 
     @property
     def lstm_input_size(self) -> int:

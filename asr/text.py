@@ -17,6 +17,7 @@ import unicodedata
 
 BLANK = "<blank>"
 SPACE = " "
+WORD_SEPARATOR = "|"  # flashlight's name for SPACE in lexicons and character LMs (asr.decode, asr.lm)
 DEFAULT_VOCAB = [BLANK, SPACE, "'", *string.ascii_lowercase]  # 29 symbols
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})

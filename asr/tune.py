@@ -28,10 +28,6 @@ from asr.data.manifest import Utterance
 from asr.decode import Decoder, DecodingOptions, Hypothesis, make_decoder
 from asr.evaluate import decode_utterances, score
 
-LM_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
-WORD_SCORES = (-2.0, -1.0, 0.0, 1.0, 2.0)
-
-
 class _EmissionRecorder(Decoder):
     """Keeps each utterance's log-probs (frames, vocab) instead of decoding them."""
 

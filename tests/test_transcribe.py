@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -26,13 +25,13 @@ import soundfile as sf
 import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
-from asr.checkpoint import LoadedModel, load_model, make_checkpoint, save_atomic
+from asr.checkpoint import LoadedModel, load_model
 from asr.cli import main
 from asr.data.manifest import read_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances
 from asr.features import FeatureConfig, LogMel
-from asr.model import CTCModel, ModelConfig, output_lengths
+from asr.model import ModelConfig, output_lengths
 from asr.text import SPACE, CharTokenizer
 from asr import transcribe
 from asr.transcribe import TranscribeOptions, iter_transcripts, plan_windows, transcribe_file
@@ -181,15 +180,6 @@ def test_bad_window_options_are_config_errors():
 
 
 # ---- a real (tiny, untrained) CTCModel -------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(TOKENIZER))).eval()
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_atomic(make_checkpoint(model, FeatureConfig(), TOKENIZER), path)
-    return path
 
 
 def test_a_file_shorter_than_a_window_is_decoded_exactly_as_evaluate_does(tiny_checkpoint, speech_manifest):
