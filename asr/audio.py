@@ -1,7 +1,8 @@
 """Reading audio: any file soundfile can decode becomes 16 kHz mono float32.
 
 `load_audio` is the single entry point for audio in the toolkit (training data,
-evaluation and transcription all go through it). Every way a file can be unusable
+evaluation and transcription all go through it); `stream_audio` reads a long file
+block by block for voice-activity detection. Every way a file can be unusable
 (missing, empty, not audio, corrupt, zero samples) raises `AudioError`, whose
 message names the file, so callers can report one line and carry on.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -79,6 +81,23 @@ def load_audio(
         raise AudioError(path, "decoded samples contain NaN or infinity (corrupt file?)")
     mono = data.mean(axis=1)  # (samples,)
     return resample(mono, rate)
+
+
+def stream_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Decode `path` block by block: float32 `(samples,)` blocks of `block_seconds` (the last one
+    shorter) at SAMPLE_RATE, mono, so that a long file never sits in memory whole. Each block is
+    resampled on its own (fine for voice-activity detection; `load_audio` a span for recognition).
+    Raises AudioError like `load_audio`."""
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            _check_complete(path, f.extra_info)
+            for block in f.blocks(blocksize=int(block_seconds * f.samplerate), dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise AudioError(path, "decoded samples contain NaN or infinity (corrupt file?)")
+                yield resample(block.mean(axis=1), f.samplerate)  # (samples,)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from None
 
 
 def resample(samples: np.ndarray, rate: int) -> np.ndarray:

@@ -7,8 +7,8 @@
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
     asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
     asr evaluate --model CKPT --manifest M [--out-dir D] [--decoder beam --lm LM --lexicon LEX ...]
-    asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl|srt|vtt]   (default model: bundled)
-        [--output F [--resume]] [--jobs N]   append lines to F as files finish; skip those already there
+    asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt,jsonl,srt,vtt|all]   (default model: bundled)
+        [--output F | --output-dir D] [--resume]   a line per file in F, or a file per input and format in D
     asr demo [--model CKPT]                   transcribe self-made sample speech, print WER
     asr export CKPT [--lm LM] [--decoding KEY=VALUE ...]   make CKPT the bundled model
     asr lm build --text corpus.txt --order N --out DIR [--unit word|char]   n-gram LM + lexicon
@@ -157,26 +157,45 @@ def cmd_evaluate(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from asr.audio import AudioError
-    from asr.checkpoint import load_model
-    from asr.decode import make_decoder
-    from asr.pretrained import default_model_path
-    from asr.transcribe import (
-        OutputError,
-        TranscribeOptions,
-        expand_inputs,
-        transcribe_many,
-    )
+    from asr.transcribe import FORMATS, LINE_FORMATS, OutputError, expand_inputs, output_names
 
-    loaded = load_model(args.model or default_model_path())
-    decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
-    paths = expand_inputs(args.inputs)
+    formats = FORMATS if args.format == "all" else tuple(dict.fromkeys(args.format.split(",")))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ConfigError(f"unknown --format {unknown[0]!r} (choose from: {', '.join(FORMATS)}, or all)")
+    paths, empty = expand_inputs(args.inputs)
+    for folder in empty:
+        print(f"warning: {folder}: no audio files in this folder", file=sys.stderr)
     if not paths:
         raise AudioError(" ".join(args.inputs), "no audio files found")
-    if args.resume and not args.output:
-        raise OutputError("--resume needs --output FILE (the file to continue)")
-    windowing = TranscribeOptions(window_seconds=args.window, overlap_seconds=args.overlap, jobs=args.jobs)
-    failures = transcribe_many(loaded, paths, decoder, args.format, options=windowing, output=args.output,
-                               resume=args.resume)
+    if args.output and args.output_dir:
+        raise OutputError("--output and --output-dir exclude each other")
+    if args.resume and not (args.output or args.output_dir):
+        raise OutputError("--resume needs --output FILE or --output-dir DIR (what to continue)")
+    if not args.output_dir:
+        if len(formats) > 1:
+            raise OutputError(f"{len(formats)} formats need --output-dir DIR (a file per input and format)")
+        if args.output and formats[0] not in LINE_FORMATS:
+            raise OutputError(f"--output appends a line per file: use --format {' or '.join(LINE_FORMATS)}, "
+                              f"or --output-dir DIR for a {formats[0]} file per input")
+        if not args.output and formats[0] in ("srt", "vtt") and len(paths) > 1:
+            raise OutputError(f"{formats[0]} on stdout takes one input, got {len(paths)} files; "
+                              f"use --output-dir DIR for a {formats[0]} file per input")
+    names = output_names(paths, args.inputs) if args.output_dir else None
+
+    from asr.checkpoint import load_model
+    from asr.config import flag_overrides, merge
+    from asr.decode import make_decoder
+    from asr.pretrained import default_model_path
+    from asr.transcribe import TranscribeOptions, transcribe_many
+    from asr.vad import SegmentOptions
+
+    options = merge(TranscribeOptions(), {**flag_overrides(args, TranscribeOptions),
+                                          "segments": flag_overrides(args, SegmentOptions)})
+    loaded = load_model(args.model or default_model_path())
+    decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
+    failures = transcribe_many(loaded, paths, decoder, formats, options=options, output=args.output,
+                               output_dir=args.output_dir, names=names, resume=args.resume)
     return 1 if failures else 0
 
 
@@ -349,17 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
     p.set_defaults(func=cmd_evaluate)
 
-    p = command(sub, "transcribe", "print the transcript of audio files or folders")
-    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    p = command(sub, "transcribe", "print or write the transcripts of audio files or folders (any length)")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files, and folders searched for them")
     p.add_argument("--model", help="checkpoint to use (default: the bundled model, asr/pretrained/)")
-    p.add_argument("--format", choices=["txt", "jsonl", "srt", "vtt"], default="txt",
-                   help="jsonl carries timed words with confidences; srt/vtt: subtitles (one file per call)")
+    p.add_argument("--format", default="txt", metavar="{txt,jsonl,srt,vtt} or all",
+                   help="comma-separated; jsonl carries timed words with confidences, srt/vtt are subtitles")
+    p.add_argument("--output", metavar="FILE",
+                   help="append one line per finished file here (txt or jsonl) instead of stdout")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="write DIR/NAME.FORMAT for each input NAME.wav and each format instead of stdout")
+    p.add_argument("--resume", action="store_true", help="skip the inputs already in --output or --output-dir")
     add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
-    p.add_argument("--output", help="append one line per finished file here (txt or jsonl) instead of stdout")
-    p.add_argument("--resume", action="store_true", help="skip the files already in --output")
-    p.add_argument("--jobs", type=int, default=1, help="threads reading audio ahead of the model")
-    p.add_argument("--window", type=float, default=20.0, help="seconds of audio per model input (long files)")
-    p.add_argument("--overlap", type=float, default=4.0, help="seconds shared by neighbouring windows")
+    add_flags(p, "asr.vad:SegmentOptions")
+    add_flags(p, "asr.transcribe:TranscribeOptions", only=("batch_segments", "jobs"))
     p.set_defaults(func=cmd_transcribe)
 
     p = command(sub, "demo", "transcribe sentences synthesized with espeak-ng and print the WER")

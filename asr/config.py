@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import io
@@ -42,7 +43,7 @@ class FieldSpec:
 
     name: str  # dotted path from the top dataclass: "train.max_batch_seconds"
     type_name: str  # "float", "int", "str", "bool", "tuple", ...
-    default: str  # the default as written: "2e-3", "(1.0,)", "None"
+    default: str  # the default as the source has it: "0.002", "(1.0,)", "None", "auto"
     help: str  # the field's comment
     choices: tuple | None = None  # the values of a Literal[...] annotation
 
@@ -58,8 +59,8 @@ def field_specs(ref: str, prefix: str = "") -> list[FieldSpec]:
     found = _find_class(module, name)
     if found is None:
         return _imported_specs(getattr(importlib.import_module(module), name), prefix)
-    node, module, source = found
-    comments = _comments(source)
+    node, module = found
+    comments = _comments(module)
     specs = []
     for stmt in node.body:
         if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
@@ -74,28 +75,28 @@ def field_specs(ref: str, prefix: str = "") -> list[FieldSpec]:
                 specs += field_specs(f"{module}:{nested}", f"{field_name}.")
                 continue
             default = keywords.get("default", factory)
-        text = "" if default is None else _shown(ast.get_source_segment(source, default))
+        text = "" if default is None else _shown(ast.unparse(default))
         help_text = next((comments[line] for line in range(stmt.lineno, stmt.end_lineno + 1) if line in comments), "")
         choices = None
         if isinstance(annotation, ast.Subscript) and _name_of(annotation.value) == "Literal":
             values = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
             choices = tuple(ast.literal_eval(v) for v in values)
-        type_name = ast.get_source_segment(source, annotation).split("|")[0].split("[")[0].strip()
+        type_name = ast.unparse(annotation).split("|")[0].split("[")[0].strip()
         specs.append(FieldSpec(field_name, type_name, text, help_text, choices))
     return specs
 
 
 def _find_class(module: str, name: str, want_dataclass: bool = False):
-    """(ClassDef, defining module, source) of class `name` as seen from `module`, following
+    """(ClassDef, defining module) of class `name` as seen from `module`, following
     `from X import name`; None if the source is not installed or the class is not found."""
-    source = _source(module)
-    if source is None:
+    parsed = _parsed(module)
+    if parsed is None:
         return None
-    for stmt in ast.parse(source).body:
+    for stmt in parsed[0].body:
         if isinstance(stmt, ast.ClassDef) and stmt.name == name:
             is_dataclass = any(_name_of(d.func if isinstance(d, ast.Call) else d) == "dataclass"
                                for d in stmt.decorator_list)
-            return (stmt, module, source) if is_dataclass or not want_dataclass else None
+            return (stmt, module) if is_dataclass or not want_dataclass else None
         if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
             for alias in stmt.names:
                 if (alias.asname or alias.name) == name:
@@ -105,7 +106,7 @@ def _find_class(module: str, name: str, want_dataclass: bool = False):
 
 def _shown(source_text: str) -> str:
     """A default as --help shows it: strings without their quotes, `float("-inf")` as -inf,
-    the rest as written ("2e-3")."""
+    the rest as the source has it."""
     if source_text.startswith("float(") and source_text.endswith(")"):
         source_text = source_text[len("float("):-1]
     try:
@@ -115,8 +116,15 @@ def _shown(source_text: str) -> str:
     return value if isinstance(value, str) and value else source_text
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed(module: str) -> tuple[ast.Module, str] | None:
+    """(syntax tree, source text) of `module`, read without executing it; None without source."""
+    source = _source(module)
+    return None if source is None else (ast.parse(source), source)
+
+
 def _source(module: str) -> str | None:
-    """The source text of `module` without executing it (its package's __init__ does run)."""
+    """The source text of `module` (its package's __init__ does run, the module itself does not)."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
@@ -139,8 +147,10 @@ def _name_of(node) -> str | None:
     return None
 
 
-def _comments(source: str) -> dict[int, str]:
-    """{line number: text of the comment ending that line}."""
+@functools.lru_cache(maxsize=None)
+def _comments(module: str) -> dict[int, str]:
+    """{line number: text of the comment ending that line} in `module`'s source."""
+    source = _parsed(module)[1]
     return {tok.start[0]: tok.string.lstrip("#").strip()
             for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
 

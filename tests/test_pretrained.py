@@ -20,7 +20,7 @@ from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig
 from asr.pretrained import MAX_MODEL_BYTES, default_model_path, export_model, stored_decoding
 from asr.text import CharTokenizer
-from asr.transcribe import transcribe_file
+from asr.transcribe import transcribe
 from conftest import synthesize
 
 
@@ -34,7 +34,7 @@ def test_bundled_model_transcribes_generated_speech(sentence_wav):
     assert path.stat().st_size < MAX_MODEL_BYTES
     assert "train_state" not in read_checkpoint(path)
     loaded = load_model(path)
-    hyp = transcribe_file(loaded, sentence_wav, GreedyDecoder(loaded.tokenizer))
+    hyp = transcribe(loaded, sentence_wav, GreedyDecoder(loaded.tokenizer))
     assert hyp.text.strip(), "the bundled model returned an empty transcript"
     assert set(hyp.text) <= set(loaded.tokenizer.vocab[1:]), hyp.text
 

@@ -94,7 +94,7 @@ def test_transcribe_subtitles_parse_and_stay_inside_the_audio(chatty_checkpoint,
     for fmt in ("srt", "vtt"):
         buffer = io.StringIO()
         decoding = make_decoder(DecodingOptions(decoder=decoder, beam_size=4), loaded.tokenizer)
-        assert transcribe_many(loaded, [wav], decoding, fmt, out=buffer) == 0
+        assert transcribe_many(loaded, [wav], decoding, (fmt,), out=buffer) == 0
         documents[fmt] = buffer.getvalue()
     parsed = list(srt.parse(documents["srt"]))
     assert " ".join(p.content for p in parsed) == row["text"]
