@@ -205,8 +205,9 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
     """Yield `(source, Hypothesis)`, or `(source, AudioError)` for an unusable one, in input order.
 
     `decoder` defaults to the model's stored decoding options. `on_audio(seconds)` is called
-    as audio is decoded (for a progress bar). Raises VadUnavailable / ConfigError for bad
-    options, before any audio is read.
+    as audio is decoded (for a progress bar). Without silero-vad installed, recordings up to
+    `max_segment_seconds` are still transcribed (whole); longer ones get an AudioError that
+    says what to install.
     """
     decoder = decoder or make_decoder(stored_decoding(loaded), loaded.tokenizer)
     logmel = LogMel(loaded.features)
@@ -216,7 +217,7 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
     except VadUnavailable as err:  # short recordings do not need it (plan_segments)
         vad, vad_missing = None, err
 
-    def plan(recording: _InFlight) -> list[tuple[float, float]]:
+    def plan(recording: _InFlight) -> list[tuple[Recording, tuple[float, float]]]:
         audio = Recording(recording.source)
         recording.duration = audio.duration
         return [(audio, span) for span in plan_segments(audio, vad, options.segments, vad_missing)]
@@ -236,8 +237,9 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
         return None if item is None or recording.error else featurize(*item, logmel)
 
     def report(recording: _InFlight, until: float) -> None:
+        until = min(until, recording.duration)  # a padded last segment can reach past the end
         if on_audio and until > recording.reported:
-            on_audio(min(until, recording.duration) - recording.reported)
+            on_audio(until - recording.reported)
             recording.reported = until
 
     with ThreadPoolExecutor(options.jobs) as pool:

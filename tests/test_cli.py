@@ -314,6 +314,7 @@ print("TORCH", "torch" in sys.modules, file=sys.stderr)
 """
 
 
+@pytest.mark.slow
 def test_help_of_every_command_does_not_import_torch():
     commands = [[*path, "--help"] for path, _ in _subcommands(build_parser())]
     result = subprocess.run([sys.executable, "-c", HELP_PROBE.format(commands=commands)], capture_output=True,

@@ -319,6 +319,7 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_killed_batch_run_resumes_without_losing_or_repeating_a_file(tiny_checkpoint, many_files, tmp_path):
     out = tmp_path / "out.jsonl"
     command = [sys.executable, "-m", "asr", "transcribe", str(many_files), "--model", str(tiny_checkpoint),
@@ -446,3 +447,21 @@ def test_an_empty_folder_among_inputs_is_a_warning_line(tiny_checkpoint, speech_
     assert captured.out.startswith(str(speech_dir / "utt0.wav"))
     assert main(["transcribe", str(empty), "--model", str(tiny_checkpoint)]) == 1
     assert "error: " in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_the_readme_first_transcribe_example_runs_as_written_on_the_bundled_samples():
+    """README.md's first `asr transcribe` command, on data/samples/ with the bundled model."""
+    readme = (ROOT / "README.md").read_text()
+    command = next(line.split("#")[0].split() for line in readme.splitlines() if line.startswith("asr transcribe "))
+    result = subprocess.run([sys.executable, "-m", "asr", *command[1:]], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    samples = sorted((ROOT / "data" / "samples").glob("*.flac"))
+    assert len(samples) >= 3 and all(p.with_suffix(".txt").read_text().strip() for p in samples)
+    lines = result.stdout.splitlines()
+    assert [ROOT / line.split("\t")[0] for line in lines] == samples
+    assert all(line.split("\t")[1].strip() for line in lines)  # the bundled model hears something in each
