@@ -371,8 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "transcribe", "print or write the transcripts of audio files or folders (any length)")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files, and folders searched for them")
     p.add_argument("--model", help="checkpoint to use (default: the bundled model, asr/pretrained/)")
-    p.add_argument("--format", default="txt", metavar="{txt,jsonl,srt,vtt} or all",
-                   help="comma-separated; jsonl carries timed words with confidences, srt/vtt are subtitles")
+    p.add_argument("--format", default="txt", metavar="FORMATS",
+                   help="txt, jsonl (timed words with confidences), srt, vtt (subtitles): one, several "
+                        "comma-separated (with --output-dir), or all")
     p.add_argument("--output", metavar="FILE",
                    help="append one line per finished file here (txt or jsonl) instead of stdout")
     p.add_argument("--output-dir", metavar="DIR",

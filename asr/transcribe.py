@@ -388,9 +388,8 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fo
             total += audio_info(path)[0]
         except AudioError:
             pass  # reported when its turn comes
-    bar = tqdm(total=total, unit="s", desc="audio", disable=None, file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s, {postfix} [{elapsed}<{remaining}]")
-    bar.set_postfix_str(f"0/{len(paths)} files", refresh=False)
+    bar = tqdm(total=total, unit="s", desc="audio", disable=None, file=sys.stderr, postfix=f"0/{len(paths)} files",
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix} [{elapsed}<{remaining}]")
 
     def progress(seconds: float) -> None:
         bar.update(max(0.0, min(seconds, bar.total - bar.n)))
