@@ -246,7 +246,7 @@ def add_word_timings(hyp: Hypothesis, log_probs: torch.Tensor, frame_seconds: fl
     Its confidence is the mean, over its tokens, of the posterior probability of
     that token at the frame where it was emitted: 1.0 when the model was certain
     of every letter, lower when another symbol (or blank) competed. It does not
-    include the LM. `offset` (seconds) shifts all times, for audio decoded in windows.
+    include the LM. `offset` (seconds) shifts all times, for audio decoded in segments.
     """
     posteriors = log_probs.detach().float().cpu().exp()  # (frames, vocab)
     words, current = [], []  # current: [(token, frame)] of the word being built

@@ -82,7 +82,7 @@ class CTCModel(nn.Module):
         log_probs: (batch, out_frames, vocab), output_lengths: (batch,)."""
         x, out_lengths = self.stack(features, lengths)  # (batch, out_frames, mels * subsample)
         if bool((out_lengths == x.shape[1]).all()):
-            # No padding (e.g. one utterance, or equal transcription windows): the dense
+            # No padding (e.g. one utterance, or segments of equal length): the dense
             # LSTM call gives the same outputs and is about twice as fast as a packed one.
             x, _ = self.lstm(x)  # (batch, out_frames, 2H)
         else:

@@ -4,18 +4,18 @@
     hyp = transcribe(loaded, "talk.wav")     # or a float32 (samples,) array at 16 kHz
     hyp.text, hyp.words                       # words with start/end seconds in the recording
 
-The pipeline, read top to bottom in `iter_transcripts`:
-  1. read      a recording streams in 30 s blocks (`asr.audio.stream_audio`), never whole;
+The pipeline, one function a step, chained in this order by `iter_transcripts`:
+  1. read      a recording streams in 30 s blocks (`Recording.blocks`), never whole;
   2. segment   voice-activity detection cuts it where the speaker pauses, into segments of
-               at most `max_segment_seconds`, and drops long silences (`asr.vad`);
-  3. featurize each segment is read again (`load_audio(path, start, duration)`) and gets its own
-               per-utterance CMVN (`LogMel`): the model sees it as it saw training utterances;
+               at most `max_segment_seconds`, and drops long silences (`plan_segments`, asr.vad);
+  3. featurize each segment is read again (`Recording.read`) and gets its own per-utterance
+               CMVN (`featurize`): the model sees it as it saw training utterances;
   4. batch     segments, of one recording or of several, go through the model `batch_segments`
-               at a time;
-  5. decode    each segment is decoded like an utterance, its words timed from the recording's
+               at a time (`decode_segments`) ...
+  5. decode    ... and each is decoded like an utterance, its words timed from the recording's
                start (`add_word_timings(offset=segment start)`);
   6. join      a recording's segments, in order, make its Hypothesis (`join_segments`).
-Steps 2 and 3 run in `jobs` threads ahead of the model, a few segments ahead, so memory stays
+Steps 1-3 run in `jobs` threads ahead of the model, a few segments ahead, so memory stays
 flat however long the recording (benchmarks/long_audio.py measures WER, speed and memory).
 Cutting at pauses is why long recordings come out as well as short clips: the model hears
 what it was trained on (one utterance, some silence around it) and no word is cut in two.
@@ -36,6 +36,7 @@ Batch runs (`transcribe_many`, the CLI):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -179,13 +180,20 @@ def join_segments(pieces: list[tuple[Segment, Hypothesis]], space_id: int, frame
 
 @dataclass
 class _InFlight:
-    """A recording between planning and its result."""
+    """A recording on its way through the pipeline."""
 
     source: str | os.PathLike | np.ndarray
-    pieces: list = field(default_factory=list)  # (Segment, Hypothesis) decoded so far
+    pieces: list[tuple[Segment, Hypothesis]] = field(default_factory=list)  # decoded so far, in order
     error: AudioError | None = None
     duration: float = 0.0
     reported: float = 0.0  # seconds of it counted for progress
+
+    def advance(self, until: float, on_audio: Callable[[float], None] | None) -> None:
+        """Tell `on_audio` that the recording is decoded up to `until` seconds."""
+        until = min(until, self.duration)  # a padded last segment can reach past the end
+        if on_audio and until > self.reported:
+            on_audio(until - self.reported)
+            self.reported = until
 
 
 def _ahead(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, ahead: int) -> Iterator[tuple[object, Future]]:
@@ -196,6 +204,66 @@ def _ahead(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, ahead: int) 
         if len(pending) > ahead:
             yield pending.popleft()
     yield from pending
+
+
+def _plan(recording: _InFlight, vad, options: SegmentOptions, vad_missing: VadUnavailable | None
+          ) -> list[tuple[Recording, tuple[float, float]]]:
+    audio = Recording(recording.source)
+    recording.duration = audio.duration
+    return [(audio, span) for span in plan_segments(audio, vad, options, vad_missing)]
+
+
+def _planned(pool: ThreadPoolExecutor, recordings: Iterable[_InFlight], plan: Callable, ahead: int
+             ) -> Iterator[tuple[_InFlight, tuple | None]]:
+    """Steps 1-2, `ahead` recordings ahead: (recording, (Recording, span)) for each of its segments,
+    then (recording, None) at its end, also when it failed (recording.error then says why)."""
+    for recording, planned in _ahead(pool, plan, recordings, ahead):
+        try:
+            yield from ((recording, item) for item in planned.result())
+        except AudioError as err:
+            recording.error = err
+        yield recording, None
+
+
+def _read(work: tuple[_InFlight, tuple | None], logmel: LogMel) -> Segment | None:
+    recording, item = work
+    return None if item is None or recording.error else featurize(*item, logmel)
+
+
+def _featurized(pool: ThreadPoolExecutor, planned: Iterable, logmel: LogMel, ahead: int
+                ) -> Iterator[tuple[_InFlight, Segment | None]]:
+    """Step 3, `ahead` segments ahead: (recording, Segment) for each segment, (recording, None) at
+    a recording's end. A segment that cannot be read fails its recording (recording.error)."""
+    for (recording, item), future in _ahead(pool, functools.partial(_read, logmel=logmel), planned, ahead):
+        if item is None:
+            yield recording, None
+            continue
+        try:
+            segment = future.result()
+        except AudioError as err:
+            recording.error = recording.error or err
+            continue
+        if segment is not None:  # None: its recording had failed already
+            yield recording, segment
+
+
+def _decode(loaded: LoadedModel, decoder: Decoder, batch: list[tuple[_InFlight, Segment]],
+            on_audio: Callable[[float], None] | None) -> None:
+    """Steps 4-5 for a batch: each segment's Hypothesis joins its recording's pieces."""
+    if batch:
+        hyps = decode_segments(loaded, decoder, [segment for _, segment in batch])
+        for (recording, segment), hyp in zip(batch, hyps):
+            recording.pieces.append((segment, hyp))
+            recording.advance(segment.end, on_audio)
+
+
+def _results(finished: list[_InFlight], loaded: LoadedModel, on_audio: Callable[[float], None] | None
+             ) -> Iterator[tuple[object, Hypothesis | AudioError]]:
+    """Step 6 for recordings whose segments are all decoded: (source, Hypothesis or AudioError)."""
+    for recording in finished:
+        recording.advance(recording.duration, on_audio)
+        yield recording.source, recording.error or join_segments(
+            recording.pieces, loaded.tokenizer.space_id, loaded.frame_seconds)
 
 
 def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | np.ndarray],
@@ -211,68 +279,25 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
     """
     decoder = decoder or make_decoder(stored_decoding(loaded), loaded.tokenizer)
     logmel = LogMel(loaded.features)
-    vad_missing = None
     try:
-        vad = load_vad(options.segments.vad)
+        vad, vad_missing = load_vad(options.segments.vad), None
     except VadUnavailable as err:  # short recordings do not need it (plan_segments)
         vad, vad_missing = None, err
-
-    def plan(recording: _InFlight) -> list[tuple[Recording, tuple[float, float]]]:
-        audio = Recording(recording.source)
-        recording.duration = audio.duration
-        return [(audio, span) for span in plan_segments(audio, vad, options.segments, vad_missing)]
-
-    def segments_in_order() -> Iterator[tuple[_InFlight, tuple | None]]:
-        """(recording, (Recording, span)) for each segment to decode, then (recording, None) when it ends."""
-        recordings = (_InFlight(source) for source in sources)
-        for recording, planned in _ahead(pool, plan, recordings, options.jobs):
-            try:
-                yield from ((recording, item) for item in planned.result())
-            except AudioError as err:
-                recording.error = err
-            yield recording, None
-
-    def read(work: tuple[_InFlight, tuple | None]) -> Segment | None:
-        recording, item = work
-        return None if item is None or recording.error else featurize(*item, logmel)
-
-    def report(recording: _InFlight, until: float) -> None:
-        until = min(until, recording.duration)  # a padded last segment can reach past the end
-        if on_audio and until > recording.reported:
-            on_audio(until - recording.reported)
-            recording.reported = until
-
+    plan = functools.partial(_plan, vad=vad, options=options.segments, vad_missing=vad_missing)
     with ThreadPoolExecutor(options.jobs) as pool:
-        batch: list[tuple[_InFlight, Segment]] = []
-        finished: list[_InFlight] = []  # recordings whose segments are all in `batch` or decoded
-
-        def run_batch() -> Iterator[tuple[object, Hypothesis | AudioError]]:
-            if batch:
-                hyps = decode_segments(loaded, decoder, [segment for _, segment in batch])
-                for (recording, segment), hyp in zip(batch, hyps):
-                    recording.pieces.append((segment, hyp))
-                    report(recording, segment.end)
-                batch.clear()
-            for recording in finished:
-                report(recording, recording.duration)
-                yield recording.source, recording.error or join_segments(
-                    recording.pieces, loaded.tokenizer.space_id, loaded.frame_seconds)
-            finished.clear()
-
-        for (recording, item), future in _ahead(pool, read, segments_in_order(), 2 * options.batch_segments):
-            if item is None:  # the recording's last segment is in the batch, or it failed
+        planned = _planned(pool, (_InFlight(source) for source in sources), plan, options.jobs)
+        batch, finished = [], []  # segments for the model; recordings whose segments are all in batch or done
+        for recording, segment in _featurized(pool, planned, logmel, 2 * options.batch_segments):
+            if segment is None:
                 finished.append(recording)
-                continue
-            try:
-                segment = future.result()
-            except AudioError as err:
-                recording.error = recording.error or err
-                continue
-            if segment is not None:  # None: the recording had failed already
+            else:
                 batch.append((recording, segment))
             if len(batch) == options.batch_segments:
-                yield from run_batch()
-        yield from run_batch()
+                _decode(loaded, decoder, batch, on_audio)
+                yield from _results(finished, loaded, on_audio)
+                batch, finished = [], []
+        _decode(loaded, decoder, batch, on_audio)
+        yield from _results(finished, loaded, on_audio)
 
 
 def transcribe(loaded: LoadedModel, audio: str | os.PathLike | np.ndarray, decoder: Decoder | None = None,

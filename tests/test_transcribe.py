@@ -58,7 +58,7 @@ def _band_frequencies() -> list[float]:
 class ToneModel(torch.nn.Module):
     """Stand-in acoustic model with CTCModel's interface: features (batch, frames, mels) ->
     (log_probs (batch, out_frames, vocab), out_lengths). An output frame emits the symbol whose
-    band is above its window mean (CMVN > 0.5) in any of its 4 feature frames, else blank."""
+    band is above its segment mean (CMVN > 0.5) in any of its 4 feature frames, else blank."""
 
     def __init__(self):
         super().__init__()
