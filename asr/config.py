@@ -173,9 +173,10 @@ def _imported_specs(cls: type, prefix: str) -> list[FieldSpec]:
 def add_flags(parser: argparse.ArgumentParser, ref: str, default_note: str | None = None,
               only: tuple[str, ...] | None = None) -> None:
     """Add a kebab-case flag (`--section.field-name`) for every leaf field of the dataclass
-    `ref` ("module:Class"), or for the fields named in `only`. Flags default to SUPPRESS,
-    so only the ones a user gives show up as overrides; their help says the default, or
-    `default_note` where the real default is decided later (e.g. "from the model")."""
+    `ref` ("module:Class": the module is not imported), or for the fields named in `only`.
+    Flags default to SUPPRESS, so only the ones a user gives show up as overrides; their
+    help says the default, or `default_note` where the real default is decided later
+    (e.g. "from the model")."""
     for spec in field_specs(ref):
         if only is not None and spec.name not in only:
             continue

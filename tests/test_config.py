@@ -49,7 +49,8 @@ def _leaf_fields(cls, prefix=""):
             yield prefix + f.name, default
 
 
-@pytest.mark.parametrize("ref", ["asr.train:RunConfig", "asr.decode:DecodingOptions"])
+@pytest.mark.parametrize("ref", ["asr.train:RunConfig", "asr.decode:DecodingOptions", "asr.vad:SegmentOptions",
+                                 "asr.transcribe:TranscribeOptions"])
 def test_flags_read_from_source_match_the_imported_dataclass(ref, monkeypatch):
     """The flags come from the source text (no torch import); they must be exactly the real
     fields, with the real defaults. Without source (a .pyc-only install) the imported class
