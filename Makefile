@@ -43,3 +43,4 @@ bench: install
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/transcribe.py
+	$(BIN)/python benchmarks/long_audio.py

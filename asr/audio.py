@@ -1,7 +1,8 @@
 """Reading audio: any file soundfile can decode becomes 16 kHz mono float32.
 
 `load_audio` is the single entry point for audio in the toolkit (training data,
-evaluation and transcription all go through it). Every way a file can be unusable
+evaluation and transcription all go through it); `stream_audio` reads a long file
+block by block for voice-activity detection. Every way a file can be unusable
 (missing, empty, not audio, corrupt, zero samples) raises `AudioError`, whose
 message names the file, so callers can report one line and carry on.
 """
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 from asr.errors import AsrError
 
@@ -84,10 +84,30 @@ def load_audio(
     return resample(mono, rate)
 
 
+def stream_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Decode `path` block by block: float32 `(samples,)` blocks of `block_seconds` (the last one
+    shorter) at SAMPLE_RATE, mono, so that a long file never sits in memory whole. Each block is
+    resampled on its own (fine for voice-activity detection; `load_audio` a span for recognition).
+    Raises AudioError like `load_audio`."""
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            _check_complete(path, f.extra_info)
+            for block in f.blocks(blocksize=int(block_seconds * f.samplerate), dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise AudioError(path, "decoded samples contain NaN or infinity (corrupt file?)")
+                yield resample(block.mean(axis=1), f.samplerate)  # (samples,)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from None
+
+
 def resample(samples: np.ndarray, rate: int) -> np.ndarray:
     """Resample mono float32 `(samples,)` from `rate` to SAMPLE_RATE (band-limited sinc)."""
     if rate == SAMPLE_RATE:
         return np.ascontiguousarray(samples, dtype=np.float32)
+    import torch  # here, not at the top: `asr --help` imports this module and must not wait for torch
+    import torchaudio.functional as AF
+
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples)), rate, SAMPLE_RATE)
     return out.numpy().astype(np.float32, copy=False)
 

@@ -43,7 +43,7 @@ def epoch_checkpoints(exp_dir: str | os.PathLike) -> list[tuple[Path, float | No
             dev_wer[record["step"]] = record["dev_wer"]
     found = [(exp_dir / name, dev_wer.get(step)) for name, step in saved.items() if (exp_dir / name).is_file()]
     if not found:
-        raise CheckpointError(f"{exp_dir}: no epoch checkpoints (train with --train.keep_last N to keep them)")
+        raise CheckpointError(f"{exp_dir}: no epoch checkpoints (train with --train.keep-last N to keep them)")
     return found
 
 

@@ -80,6 +80,10 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint dict on the CPU, with a clear error for anything else."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pt"))
+        hint = f" (it holds {', '.join(inside[:3])}{', ...' if len(inside) > 3 else ''})" if inside else ""
+        raise CheckpointError(f"{path}: is a directory; pass the checkpoint file inside it{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:

@@ -7,8 +7,8 @@
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
     asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
     asr evaluate --model CKPT --manifest M [--out-dir D] [--decoder beam --lm LM --lexicon LEX ...]
-    asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl|srt|vtt]   (default model: bundled)
-        [--output F [--resume]] [--jobs N]   append lines to F as files finish; skip those already there
+    asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt,jsonl,srt,vtt|all]   (default model: bundled)
+        [--output F | --output-dir D] [--resume]   a line per file in F, or a file per input and format in D
     asr demo [--model CKPT]                   transcribe self-made sample speech, print WER
     asr export CKPT [--lm LM] [--decoding KEY=VALUE ...]   make CKPT the bundled model
     asr lm build --text corpus.txt --order N --out DIR [--unit word|char]   n-gram LM + lexicon
@@ -17,6 +17,11 @@
 
 Expected failures (bad audio, bad manifests, bad configs, missing checkpoints)
 print one `error: ...` line and exit with status 1 or 2; no traceback.
+
+Flags are kebab-case (`--beam-size`, `--train.max-batch-seconds`); the snake_case
+spellings of asr 0.1 still work for this release, with a note on stderr
+(`modern_spelling`). Building the parser imports no torch, so every `--help` is
+instant; each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -25,8 +30,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from asr.config import ConfigError
+from asr.config import ConfigError, add_flags
 from asr.errors import AsrError
+
+# Default search grid of `asr tune`, and the most random trials it takes.
+LM_WEIGHTS = "0,0.25,0.5,1,1.5,2"
+WORD_SCORES = "-2,-1,0,1,2"
+MAX_TRIALS = 10_000
 
 
 def _amount(utterances) -> str:
@@ -100,7 +110,7 @@ def cmd_train(args) -> int:
         config = merge(config, load_yaml(args.config))
     config = merge(config, flag_overrides(args, RunConfig))
     if not config.train_manifest:
-        raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train_manifest")
+        raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train-manifest")
     trainer = run(config, args.exp_dir)
     if trainer.dist.is_main:  # under torchrun, one line rather than one per process
         print(f"finished at step {trainer.state.step}; checkpoints in {args.exp_dir}")
@@ -147,26 +157,45 @@ def cmd_evaluate(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from asr.audio import AudioError
-    from asr.checkpoint import load_model
-    from asr.decode import make_decoder
-    from asr.pretrained import default_model_path
-    from asr.transcribe import (
-        OutputError,
-        TranscribeOptions,
-        expand_inputs,
-        transcribe_many,
-    )
+    from asr.transcribe import FORMATS, LINE_FORMATS, OutputError, expand_inputs, output_names
 
-    loaded = load_model(args.model or default_model_path())
-    decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
-    paths = expand_inputs(args.inputs)
+    formats = FORMATS if args.format == "all" else tuple(dict.fromkeys(args.format.split(",")))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ConfigError(f"unknown --format {unknown[0]!r} (choose from: {', '.join(FORMATS)}, or all)")
+    paths, empty = expand_inputs(args.inputs)
+    for folder in empty:
+        print(f"warning: {folder}: no audio files in this folder", file=sys.stderr)
     if not paths:
         raise AudioError(" ".join(args.inputs), "no audio files found")
-    if args.resume and not args.output:
-        raise OutputError("--resume needs --output FILE (the file to continue)")
-    windowing = TranscribeOptions(window_seconds=args.window, overlap_seconds=args.overlap, jobs=args.jobs)
-    failures = transcribe_many(loaded, paths, decoder, args.format, options=windowing, output=args.output,
-                               resume=args.resume)
+    if args.output and args.output_dir:
+        raise OutputError("--output and --output-dir exclude each other")
+    if args.resume and not (args.output or args.output_dir):
+        raise OutputError("--resume needs --output FILE or --output-dir DIR (what to continue)")
+    if not args.output_dir:
+        if len(formats) > 1:
+            raise OutputError(f"{len(formats)} formats need --output-dir DIR (a file per input and format)")
+        if args.output and formats[0] not in LINE_FORMATS:
+            raise OutputError(f"--output appends a line per file: use --format {' or '.join(LINE_FORMATS)}, "
+                              f"or --output-dir DIR for a {formats[0]} file per input")
+        if not args.output and formats[0] in ("srt", "vtt") and len(paths) > 1:
+            raise OutputError(f"{formats[0]} on stdout takes one input, got {len(paths)} files; "
+                              f"use --output-dir DIR for a {formats[0]} file per input")
+    names = output_names(paths, args.inputs) if args.output_dir else None
+
+    from asr.checkpoint import load_model
+    from asr.config import flag_overrides, merge
+    from asr.decode import make_decoder
+    from asr.pretrained import default_model_path
+    from asr.transcribe import TranscribeOptions, transcribe_many
+    from asr.vad import SegmentOptions
+
+    options = merge(TranscribeOptions(), {**flag_overrides(args, TranscribeOptions),
+                                          "segments": flag_overrides(args, SegmentOptions)})
+    loaded = load_model(args.model or default_model_path())
+    decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
+    failures = transcribe_many(loaded, paths, decoder, formats, options=options, output=args.output,
+                               output_dir=args.output_dir, names=names, resume=args.resume)
     return 1 if failures else 0
 
 
@@ -177,33 +206,41 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_lm(args) -> int:
-    from asr.lm import build_lm, download_librispeech
+def cmd_lm_build(args) -> int:
+    from asr.lm import build_lm
 
-    if args.action == "build":
-        if not args.text:
-            raise ConfigError("asr lm build needs --text corpus.txt (or a .jsonl manifest)")
-        result = build_lm(args.text, args.order, args.out, unit=args.unit)
-        extra = f", lexicon {result['lexicon']} ({result['words']} words)" if result["lexicon"] else ""
-        print(f"wrote {result['lm']} ({args.unit} {args.order}-gram, {result['sentences']} sentences){extra}")
-    else:
-        result = download_librispeech(args.out, args.name)
-        print(f"wrote {result['lm']} and {result['lexicon']} ({result['words']} words)")
+    result = build_lm(args.text, args.order, args.out, unit=args.unit)
+    extra = f", lexicon {result['lexicon']} ({result['words']} words)" if result["lexicon"] else ""
+    print(f"wrote {result['lm']} ({args.unit} {args.order}-gram, {result['sentences']} sentences){extra}")
+    return 0
+
+
+def cmd_lm_download(args) -> int:
+    from asr.lm import download_librispeech
+
+    result = download_librispeech(args.out, args.name)
+    print(f"wrote {result['lm']} and {result['lexicon']} ({result['words']} words)")
     return 0
 
 
 def cmd_tune(args) -> int:
+    import dataclasses
+
     from asr.checkpoint import load_model
     from asr.config import flag_overrides, merge
     from asr.data.manifest import read_manifest
     from asr.decode import DecodingOptions
     from asr.tune import candidates, compute_emissions, save_decoding, tune
 
-    loaded = load_model(args.model, args.device)
-    utterances = read_manifest(args.manifest)
     base = merge(DecodingOptions(decoder="beam", lm=args.lm, lexicon=args.lexicon),
                  flag_overrides(args, DecodingOptions))
+    if not 0 <= args.trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials must be between 0 and {MAX_TRIALS}, got {args.trials}")
     pairs = candidates(_floats(args.lm_weights), _floats(args.word_scores), args.trials, args.seed)
+    for lm_weight, word_score in pairs:  # out-of-range weights fail here, before the model runs
+        dataclasses.replace(base, lm_weight=lm_weight, word_score=word_score)
+    loaded = load_model(args.model, args.device)
+    utterances = read_manifest(args.manifest)
     emissions = compute_emissions(loaded, utterances, device=args.device)
     best, rows = tune(emissions, utterances, loaded.tokenizer, base, pairs)
     wer = min(row["wer"] for row in rows)
@@ -233,6 +270,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default, unless there is none to show (None, False, a
+    flag whose default is decided later) or the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("(default:" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _add_corpus_download_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the `asr prepare CORPUS` commands that download from OpenSLR."""
     parser.add_argument("--mirror", help="URL standing for https://www.openslr.org/resources (file:// works too)")
@@ -241,28 +290,30 @@ def _add_corpus_download_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `asr` command line. Imports nothing heavy (no torch): `--help` must be instant."""
     from asr import __version__
-    from asr.config import add_flags
     from asr.corpora.librispeech import SUBSETS as LIBRISPEECH_SUBSETS
-    from asr.decode import DecodingOptions
     from asr.lm import LIBRISPEECH_LMS
-    from asr.train import RunConfig
-    from asr.tune import LM_WEIGHTS, WORD_SCORES
 
-    parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition toolkit")
+    parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition toolkit",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("prepare", help="build JSONL manifests from a corpus on disk (or download it first)")
+    def command(subparsers, name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, help=summary, description=summary, formatter_class=HelpFormatter,
+                                     **kwargs)
+
+    p = command(sub, "prepare", "build JSONL manifests from a corpus on disk (or download it first)")
     layouts = p.add_subparsers(dest="layout", required=True, metavar="LAYOUT")
     for layout, source in (("kaldi", "Kaldi data dir"), ("librispeech-dir", "LibriSpeech subset folder"),
                            ("folder", "folder of audio files with .txt transcripts")):
-        q = layouts.add_parser(layout, help=f"one manifest from a {source}")
+        q = command(layouts, layout, f"one manifest from a {source}")
         q.add_argument("source", help=source)
         q.add_argument("manifest", help="output manifest (.jsonl)")
         q.add_argument("--jobs", type=int, default=None, help="processes reading audio headers (default: all cores)")
         q.set_defaults(func=cmd_prepare)
-    q = layouts.add_parser("librispeech", help="download LibriSpeech subsets, write a manifest for each")
+    q = command(layouts, "librispeech", "download LibriSpeech subsets, write a manifest for each")
     q.add_argument("--subsets", nargs="+", required=True, choices=LIBRISPEECH_SUBSETS, metavar="SUBSET",
                    help=", ".join(LIBRISPEECH_SUBSETS))
     q.add_argument("--root", required=True, help="archives go here, extracted audio in ROOT/LibriSpeech")
@@ -270,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--checksums", help="md5sum-style file replacing the published MD5s (for private mirrors)")
     _add_corpus_download_flags(q)
     q.set_defaults(func=cmd_prepare_librispeech)
-    q = layouts.add_parser("speechocean762", help="download speechocean762 (or use a copy), write train/dev manifests")
+    q = command(layouts, "speechocean762", "download speechocean762 (or use a copy), write train/dev manifests")
     source = q.add_mutually_exclusive_group(required=True)
     source.add_argument("--root", help="download here: archive in ROOT, corpus in ROOT/speechocean762")
     source.add_argument("--corpus-dir", help="use this copy instead (train/ and dev/ or test/), no download")
@@ -279,89 +330,97 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_download_flags(q)
     q.set_defaults(func=cmd_prepare_speechocean762)
 
-    p = sub.add_parser("synth", help="synthesize extra training speech (espeak-ng, flite, piper)")
+    p = command(sub, "synth", "synthesize extra training speech (espeak-ng, flite, piper)")
     p.add_argument("--text-manifest", action="append", default=[], metavar="M",
                    help="take transcripts from this (training!) manifest; repeatable")
     p.add_argument("--out-dir", required=True, help="folder for the wav files")
     p.add_argument("--manifest", required=True, help="output manifest (.jsonl)")
     p.add_argument("--count", type=int, required=True, help="utterances to make (a rerun skips finished ones)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of sentences, voices and speaking styles")
     p.add_argument("--engines", help="comma-separated subset of espeak,flite,piper (default: all installed)")
     p.add_argument("--extra-fraction", type=float, default=0.4,
                    help="share of sentences made up here rather than taken from --text-manifest")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("train", help="train a model (resumes automatically from EXP/last.pt)")
+    p = command(sub, "train", "train a model (resumes automatically from EXP/last.pt)",
+                epilog="Every config field is a flag: --SECTION.FIELD overrides the YAML, which overrides the "
+                       "defaults shown. Tuples and lists take YAML: --train.speeds '[0.9, 1.0, 1.1]'.")
     p.add_argument("--config", help="recipe YAML overriding the defaults")
     p.add_argument("--exp-dir", required=True, help="folder for checkpoints, logs and the resolved config")
-    add_flags(p, RunConfig)
+    add_flags(p, "asr.train:RunConfig")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("average", help="average the weights of the last N or best N epoch checkpoints")
-    p.add_argument("--exp-dir", required=True, help="training folder (trained with --train.keep_last K)")
+    p = command(sub, "average", "average the weights of the last N or best N epoch checkpoints")
+    p.add_argument("--exp-dir", required=True, help="training folder (trained with --train.keep-last K)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=int, default=0, metavar="N", help="the N newest epoch-*.pt")
     which.add_argument("--best", type=int, default=0, metavar="N", help="the N with the lowest dev WER")
     p.add_argument("--out", help="output checkpoint (default: EXP/avg-last-N.pt or EXP/avg-best-N.pt)")
     p.set_defaults(func=cmd_average)
 
-    p = sub.add_parser("evaluate", help="decode a manifest and report WER/CER")
-    p.add_argument("--model", required=True)
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: next to the model)")
-    add_flags(p, DecodingOptions)  # defaults: the model's stored decoding options
-    p.add_argument("--device", default="cpu")
+    p = command(sub, "evaluate", "decode a manifest and report WER/CER")
+    p.add_argument("--model", required=True, help="checkpoint file")
+    p.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
+    p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: MODEL's folder/decode)")
+    add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("transcribe", help="print the transcript of audio files or folders")
-    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER")
+    p = command(sub, "transcribe", "print or write the transcripts of audio files or folders (any length)")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files, and folders searched for them")
     p.add_argument("--model", help="checkpoint to use (default: the bundled model, asr/pretrained/)")
-    p.add_argument("--format", choices=["txt", "jsonl", "srt", "vtt"], default="txt",
-                   help="jsonl carries timed words with confidences; srt/vtt: subtitles (one file per call)")
-    add_flags(p, DecodingOptions)  # defaults: the model's stored decoding options
-    p.add_argument("--output", help="append one line per finished file here (txt or jsonl) instead of stdout")
-    p.add_argument("--resume", action="store_true", help="skip the files already in --output")
-    p.add_argument("--jobs", type=int, default=1, help="threads reading audio ahead of the model")
-    p.add_argument("--window", type=float, default=20.0, help="seconds of audio per model input (long files)")
-    p.add_argument("--overlap", type=float, default=4.0, help="seconds shared by neighbouring windows")
+    p.add_argument("--format", default="txt", metavar="FORMATS",
+                   help="txt, jsonl (timed words with confidences), srt, vtt (subtitles): one, several "
+                        "comma-separated (with --output-dir), or all")
+    p.add_argument("--output", metavar="FILE",
+                   help="append one line per finished file here (txt or jsonl) instead of stdout")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="write DIR/NAME.FORMAT for each input NAME.wav and each format instead of stdout")
+    p.add_argument("--resume", action="store_true", help="skip the inputs already in --output or --output-dir")
+    add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
+    add_flags(p, "asr.vad:SegmentOptions")
+    add_flags(p, "asr.transcribe:TranscribeOptions", only=("batch_segments", "jobs"))
     p.set_defaults(func=cmd_transcribe)
 
-    p = sub.add_parser("demo", help="transcribe sentences synthesized with espeak-ng and print the WER")
+    p = command(sub, "demo", "transcribe sentences synthesized with espeak-ng and print the WER")
     p.add_argument("--model", help="checkpoint to use (default: the bundled model)")
     p.add_argument("--audio-dir", help="keep the synthesized wav files here (default: a temporary folder)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("lm", help="build an n-gram LM + lexicon from text, or download LibriSpeech's")
-    p.add_argument("action", choices=["build", "download"])
-    p.add_argument("corpus", nargs="?", choices=["librispeech"], help="with download: which LM")
-    p.add_argument("--text", help="build: corpus, one sentence per line, or a .jsonl manifest")
-    p.add_argument("--order", type=int, default=3, help="build: n-gram order (2-5)")
-    p.add_argument("--unit", choices=["word", "char"], default="word",
-                   help="build: word n-gram + lexicon, or character n-gram for lexicon-free decoding")
-    p.add_argument("--name", choices=LIBRISPEECH_LMS, default=LIBRISPEECH_LMS[0], help="download: which LM")
-    p.add_argument("--out", required=True, help="output folder (lm.arpa, lexicon.txt)")
-    p.set_defaults(func=cmd_lm)
+    p = command(sub, "lm", "build an n-gram LM + lexicon from text, or download LibriSpeech's")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = command(actions, "build", "n-gram LM (+ lexicon) from a text corpus or a manifest's transcripts")
+    q.add_argument("--text", required=True, help="corpus, one sentence per line, or a .jsonl manifest")
+    q.add_argument("--order", type=int, default=3, help="n-gram order (2-5)")
+    q.add_argument("--unit", choices=["word", "char"], default="word",
+                   help="word n-gram + lexicon, or character n-gram for lexicon-free decoding")
+    q.add_argument("--out", required=True, help="output folder (lm.arpa, lexicon.txt)")
+    q.set_defaults(func=cmd_lm_build)
+    q = command(actions, "download", "download a LibriSpeech LM (OpenSLR 11) and make its lexicon")
+    q.add_argument("corpus", choices=["librispeech"], help="whose LM")
+    q.add_argument("--name", choices=LIBRISPEECH_LMS, default=LIBRISPEECH_LMS[0], help="which LM")
+    q.add_argument("--out", required=True, help="output folder (lm.arpa, lexicon.txt)")
+    q.set_defaults(func=cmd_lm_download)
 
-    p = sub.add_parser("tune", help="search LM weight and word score on a dev set; store the best in CKPT")
-    p.add_argument("--model", required=True)
+    p = command(sub, "tune", "search LM weight and word score on a dev set; store the best in CKPT")
+    p.add_argument("--model", required=True, help="checkpoint file")
     p.add_argument("--manifest", required=True, help="dev manifest")
     p.add_argument("--lm", required=True, help="KenLM file (word LM with --lexicon, character LM without)")
-    p.add_argument("--lexicon")
-    p.add_argument("--lm-weights", default=",".join(map(str, LM_WEIGHTS)), help="comma-separated grid")
-    p.add_argument("--word-scores", default=",".join(map(str, WORD_SCORES)),
+    p.add_argument("--lexicon", help="flashlight lexicon (asr lm build writes one)")
+    p.add_argument("--lm-weights", default=LM_WEIGHTS, help="comma-separated grid")
+    p.add_argument("--word-scores", default=WORD_SCORES,
                    help="comma-separated grid; write --word-scores=-1,0,1 when it starts with a minus")
     p.add_argument("--trials", type=int, default=0, help="random search: this many pairs within the grid's ranges")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random search")
     p.add_argument("--out", help="write the tuned checkpoint here (default: update --model in place)")
-    p.add_argument("--device", default="cpu")
-    for flag in ("--beam_size", "--beam_size_token", "--beam_threshold", "--unk_score"):
-        p.add_argument(flag, dest=flag[2:], default=argparse.SUPPRESS, help="beam option kept while tuning")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_flags(p, "asr.decode:DecodingOptions", only=("beam_size", "beam_size_token", "beam_threshold", "unk_score"))
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("export", help="copy a checkpoint (no train_state) + LM into the bundled model folder")
-    p.add_argument("checkpoint")
+    p = command(sub, "export", "copy a checkpoint (no train_state) + LM into the bundled model folder")
+    p.add_argument("checkpoint", help="checkpoint file")
     p.add_argument("--out-dir", help="destination folder (default: asr/pretrained/ of this installation)")
     p.add_argument("--lm", help="KenLM file for beam decoding, copied next to the model")
     p.add_argument("--lexicon", help="lexicon file for beam decoding, copied next to the model")
@@ -371,8 +430,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def modern_spelling(argv: list[str]) -> list[str]:
+    """Flags as asr 0.1 spelled them (`--beam_size`, `--train.max_batch_seconds`) still work for this
+    release: they are rewritten to kebab-case, with a note on stderr."""
+    out = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == "--":  # what follows is not options
+            break
+        name, equals, value = arg.partition("=")
+        if name.startswith("--") and "_" in name:
+            out[i] = name.replace("_", "-") + equals + value
+            print(f"note: {name} is deprecated and will stop working in the next release; "
+                  f"write {name.replace('_', '-')}", file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(modern_spelling(argv))
     try:
         return args.func(args)
     except AsrError as err:

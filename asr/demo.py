@@ -18,7 +18,7 @@ from asr.decode import make_decoder
 from asr.evaluate import score
 from asr.pretrained import default_model_path, stored_decoding
 from asr.synth.synthesize import SynthesisError, SynthJob, make_utterance
-from asr.transcribe import transcribe_file
+from asr.transcribe import transcribe
 
 SAMPLES = [  # (text, espeak-ng voice)
     ("the cat sat on the mat", "en-us"),
@@ -55,7 +55,7 @@ def run_demo(model: str | Path | None = None, audio_dir: str | Path | None = Non
               f"{options.decoder} decoding); audio: {len(utterances)} sentences by espeak-ng", file=out)
         hyps = {}
         for utt, (_, voice) in zip(utterances, SAMPLES):
-            hyps[utt.id] = transcribe_file(loaded, folder / utt.audio_path, decoder)
+            hyps[utt.id] = transcribe(loaded, folder / utt.audio_path, decoder)
             print(f"\n  voice {voice}\n  ref: {utt.text.lower()}\n  hyp: {hyps[utt.id].text}", file=out)
     summary, _ = score(utterances, hyps)
     print(f"\nWER {summary['wer']:.1%}  CER {summary['cer']:.1%}  ({summary['utterances']} sentences, "

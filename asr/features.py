@@ -36,9 +36,9 @@ _EPS_VAR = 1e-5  # floor for the per-utterance variance
 class FeatureConfig:
     """Log-mel front end. Defaults: 80 bins, 25 ms windows every 10 ms."""
 
-    n_mels: int = 80
-    win_ms: float = 25.0
-    hop_ms: float = 10.0
+    n_mels: int = 80  # mel bins per frame
+    win_ms: float = 25.0  # analysis window length
+    hop_ms: float = 10.0  # one frame every hop_ms
     n_fft: int = 512  # FFT size in samples; >= window length (400 samples at 25 ms)
 
     @property
@@ -88,9 +88,9 @@ class SpecAugmentConfig:
     short utterances are not wiped out; features are zero-mean, so masked bins are 0.
     """
 
-    freq_masks: int = 2
+    freq_masks: int = 2  # mel bands masked per utterance (0: none)
     freq_width: int = 27  # at most this many mel bins per mask
-    time_masks: int = 2
+    time_masks: int = 2  # frame spans masked per utterance (0: none)
     time_width: int = 40  # at most this many frames per mask (0.4 s) ...
     max_time_fraction: float = 0.1  # ... and at most this fraction of the utterance
 

@@ -35,10 +35,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from asr.atomic import atomic_write
-from asr.decode import WORD_SEPARATOR
 from asr.errors import AsrError
 from asr.extras import require
-from asr.text import normalize_text
+from asr.text import WORD_SEPARATOR, normalize_text
 
 LM_FILE = "lm.arpa"
 LEXICON_FILE = "lexicon.txt"

@@ -26,12 +26,12 @@ class ModelConfig:
     """Sizes of the network. `n_mels` must match FeatureConfig.n_mels; `vocab_size`
     is set from the tokenizer when the model is built."""
 
-    n_mels: int = 80
+    n_mels: int = 80  # input mel bins (must equal features.n_mels)
     subsample: int = 3  # frames stacked per LSTM step: 10 ms -> 30 ms steps
     hidden_size: int = 256  # per direction
-    num_layers: int = 3
-    dropout: float = 0.1
-    vocab_size: int = 29
+    num_layers: int = 3  # stacked BiLSTM layers
+    dropout: float = 0.1  # between LSTM layers and before the output layer
+    vocab_size: int = 29  # output classes; set from the tokenizer when the model is built
 
     @property
     def lstm_input_size(self) -> int:
@@ -82,7 +82,7 @@ class CTCModel(nn.Module):
         log_probs: (batch, out_frames, vocab), output_lengths: (batch,)."""
         x, out_lengths = self.stack(features, lengths)  # (batch, out_frames, mels * subsample)
         if bool((out_lengths == x.shape[1]).all()):
-            # No padding (e.g. one utterance, or equal transcription windows): the dense
+            # No padding (e.g. one utterance, or segments of equal length): the dense
             # LSTM call gives the same outputs and is about twice as fast as a packed one.
             x, _ = self.lstm(x)  # (batch, out_frames, 2H)
         else:

@@ -39,6 +39,7 @@ import unicodedata
 
 BLANK = "<blank>"
 SPACE = " "
+WORD_SEPARATOR = "|"  # flashlight's name for SPACE in lexicons and character LMs (asr.decode, asr.lm)
 DEFAULT_VOCAB = [BLANK, SPACE, "'", *string.ascii_lowercase]  # 29 symbols
 
 # Abbreviation (title case, without its period) -> words. "St" is special-cased below.

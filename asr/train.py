@@ -55,16 +55,16 @@ class TrainConfig:
     """Optimization and bookkeeping. The LR warms up linearly for `warmup_steps`,
     then follows a cosine down to `lr * final_lr_ratio` at the last step."""
 
-    epochs: int = 30
+    epochs: int = 30  # passes over the training manifest
     max_batch_seconds: float = 50.0  # padded audio seconds per batch
-    lr: float = 2e-3
-    warmup_steps: int = 300
-    final_lr_ratio: float = 0.05
-    weight_decay: float = 0.01
-    grad_clip: float = 5.0
+    lr: float = 2e-3  # peak learning rate (AdamW), reached after warmup_steps
+    warmup_steps: int = 300  # optimizer steps of linear warmup
+    final_lr_ratio: float = 0.05  # the cosine ends at lr x this
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    grad_clip: float = 5.0  # clip the global gradient norm to this
     sortagrad: bool = True  # epoch 0 from short to long utterances
     speeds: tuple[float, ...] = (1.0,)  # speed perturbation factors, e.g. (0.9, 1.0, 1.1)
-    seed: int = 0
+    seed: int = 0  # model initialization, batch order, SpecAugment and speed draws
     log_every: int = 10  # steps between metrics.jsonl lines
     checkpoint_every: int = 200  # steps between last.pt writes (also written every epoch)
     eval_every: int = 0  # steps between dev evaluations; 0 = at the end of each epoch
@@ -80,8 +80,8 @@ class TrainConfig:
 class RunConfig:
     """Everything one training run depends on; saved as exp_dir/config.yaml."""
 
-    train_manifest: str = ""
-    dev_manifest: str = ""
+    train_manifest: str = ""  # JSONL manifest to train on (required)
+    dev_manifest: str = ""  # JSONL manifest whose greedy WER picks best.pt; "": no dev set
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

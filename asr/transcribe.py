@@ -1,302 +1,363 @@
-"""Transcribe audio files of any length: `asr transcribe FILE_OR_FOLDER... --model CKPT`.
+"""Transcribe recordings of any length: `asr transcribe FILE_OR_FOLDER...`, or from Python:
 
-Long audio (what `transcribe_file` and `iter_transcripts` do):
-  * A file is never decoded whole. It is cut into windows of `window_seconds`
-    (20 s by default) that overlap by at least `overlap_seconds` (4 s), spread
-    evenly so every window has the full length, and each window is read on its
-    own with `load_audio(path, offset, duration)`. Only a few batches of windows
-    are in memory at a time, so peak memory does not grow with the file's length
-    (benchmarks/transcribe.py measures it on 1 to 60-minute files).
-  * Each window gets the same per-utterance CMVN as a training utterance
-    (`LogMel`), and the default window is as long as the longest training
-    utterances of our recipes (speechocean762: 2 to 20 s). A file no longer than
-    one window is one window: exactly what `asr evaluate` computes.
-  * Windows, from one file or several, are batched through the model; each is
-    decoded on its own, its tokens in the outer quarter of each overlap are
-    dropped (there the window lacks context, and a cut-off sound at its very
-    edge can come out as a stray letter), and its words are timed from the
-    file's start (`add_word_timings(..., offset=window start)`).
-  * Stitching: two neighbouring windows both hear the speech in the middle half
-    of their overlap. `choose_cut` picks a time there that cuts as few words as
-    possible from either window, usually none; words before the cut come from
-    the left window and words after it from the right one, each word by its
-    centre. So a word at a window boundary is taken once, from a window that
-    heard all of it.
+    loaded = load_model(path)
+    hyp = transcribe(loaded, "talk.wav")     # or a float32 (samples,) array at 16 kHz
+    hyp.text, hyp.words                       # words with start/end seconds in the recording
+
+The pipeline, one function a step, chained in this order by `iter_transcripts`:
+  1. read      a recording streams in 30 s blocks (`Recording.blocks`), never whole;
+  2. segment   voice-activity detection cuts it where the speaker pauses, into segments of
+               at most `max_segment_seconds`, and drops long silences (`plan_segments`, asr.vad);
+  3. featurize each segment is read again (`Recording.read`) and gets its own per-utterance
+               CMVN (`featurize`): the model sees it as it saw training utterances;
+  4. batch     segments, of one recording or of several, go through the model `batch_segments`
+               at a time (`decode_segments`) ...
+  5. decode    ... and each is decoded like an utterance, its words timed from the recording's
+               start (`add_word_timings(offset=segment start)`);
+  6. join      a recording's segments, in order, make its Hypothesis (`join_segments`).
+Steps 1-3 run in `jobs` threads ahead of the model, a few segments ahead, so memory stays
+flat however long the recording (benchmarks/long_audio.py measures WER, speed and memory).
+Cutting at pauses is why long recordings come out as well as short clips: the model hears
+what it was trained on (one utterance, some silence around it) and no word is cut in two.
 
 Batch runs (`transcribe_many`, the CLI):
-  * a progress bar in audio seconds, and `jobs` threads reading and featurizing
-    audio ahead of the model;
-  * with `--output FILE`, one line per file (txt: `path<TAB>text`, jsonl:
-    `{"file", "text", "words"}`, see asr.subtitles) is appended with a single
-    write as soon as the file is done, so a killed run leaves only whole lines;
-    `--resume` skips the files already in FILE (and drops a torn last line left
-    by a crash);
-  * a file that cannot be read is reported on stderr in one line, is not written
-    to the output (a resumed run tries it again) and the exit status is then 1.
+  * a progress bar over files and audio seconds (on a terminal), and one result per file,
+    in input order, as soon as it is done:
+      - stdout: one format; srt/vtt only for a single input (their blocks cannot be told apart);
+      - `output=FILE`: one line per file (txt: `path<TAB>text`, jsonl: `{"file", "text",
+        "words"}`) appended with a single write, so a killed run leaves only whole lines, and
+        `resume` skips the files already there (dropping a torn last line left by a crash);
+      - `output_dir=DIR`: a file per input and format (txt, jsonl, srt, vtt), named after the
+        input as whisper's CLI does (`talk.wav` -> `DIR/talk.srt`; files found in a folder keep
+        their path below it), each written atomically; `resume` skips inputs whose files exist;
+  * a file that cannot be read is reported on stderr in one line and not written (a resumed
+    run tries it again); the exit status is then 1.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
-from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info, load_audio
+from asr.atomic import atomic_write
+from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, audio_info, load_audio, stream_audio
 from asr.checkpoint import LoadedModel
 from asr.config import ConfigError
-from asr.decode import Decoder, Hypothesis, Word, add_word_timings
+from asr.decode import Decoder, Hypothesis, add_word_timings, make_decoder
 from asr.errors import AsrError
 from asr.features import LogMel
-from asr.text import CharTokenizer
+from asr.pretrained import stored_decoding
+from asr.vad import VAD_EXTRA, SegmentOptions, VadUnavailable, load_vad, speech_segments
 
-LINE_FORMATS = ("txt", "jsonl")  # formats that `--output` can append to, one line per file
+FORMATS = ("txt", "jsonl", "srt", "vtt")
+LINE_FORMATS = ("txt", "jsonl")  # formats that `output=FILE` can append to, one line per file
+BLOCK_SECONDS = 30.0  # audio read at a time for voice-activity detection
 
 
 class OutputError(AsrError):
-    """An output file that cannot be written or resumed. The message names the file."""
+    """An output file that cannot be written or resumed, or outputs that do not fit the inputs."""
 
 
 @dataclass(frozen=True)
 class TranscribeOptions:
-    """How long audio is cut and batched. Frozen: build a new one to change it."""
+    """How recordings are cut and batched. Frozen: build a new one to change it."""
 
-    window_seconds: float = 20.0  # audio per model input
-    overlap_seconds: float = 4.0  # at least this much shared by neighbouring windows
-    batch_windows: int = 8  # windows per model call
-    jobs: int = 1  # threads reading and featurizing audio ahead of the model
+    segments: SegmentOptions = field(default_factory=SegmentOptions)
+    batch_segments: int = 8  # segments per model call
+    jobs: int = 1  # threads detecting speech and reading segments ahead of the model
 
     def __post_init__(self):
-        if self.window_seconds <= 0 or self.overlap_seconds < 0:
-            raise ConfigError("window_seconds must be positive and overlap_seconds not negative")
-        if self.overlap_seconds > self.window_seconds / 2:
-            raise ConfigError("overlap_seconds must be at most half of window_seconds")
-        if self.batch_windows < 1 or self.jobs < 1:
-            raise ConfigError("batch_windows and jobs must be at least 1")
+        if not 1 <= self.batch_segments <= 256:
+            raise ConfigError(f"batch_segments must be between 1 and 256, got {self.batch_segments}")
+        if not 1 <= self.jobs <= 64:
+            raise ConfigError(f"jobs must be between 1 and 64, got {self.jobs}")
 
 
-@dataclass(frozen=True)
-class Window:
-    """A span of a file to run the model on, and the part of it whose tokens may be used."""
+class Recording:
+    """Something to transcribe: an audio file, or float32 `(samples,)` at 16 kHz already in memory."""
 
-    start: float  # seconds from the start of the file
-    duration: float | None  # seconds; None: to the end of the file
-    keep_start: float = 0.0  # tokens before this time (s) are dropped: the outer quarter
-    keep_end: float = math.inf  # ... and from this time on: of each overlap, short of context
+    def __init__(self, source: str | os.PathLike | np.ndarray):
+        self.source = source
+        if isinstance(source, np.ndarray):
+            if source.ndim != 1 or not np.issubdtype(source.dtype, np.floating):
+                raise AudioError("<waveform>", f"expected float mono samples (samples,), got {source.dtype} "
+                                               f"{tuple(source.shape)}")
+            self.path, self.duration = None, len(source) / SAMPLE_RATE
+        else:
+            self.path = Path(source)
+            self.duration = audio_info(self.path)[0]
 
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The audio, BLOCK_SECONDS at a time: float32 (samples,) each."""
+        if self.path is not None:
+            return stream_audio(self.path, BLOCK_SECONDS)
+        step = int(BLOCK_SECONDS * SAMPLE_RATE)
+        return (self.source[i: i + step] for i in range(0, len(self.source), step))
 
-def plan_windows(duration: float, frame_seconds: float, options: TranscribeOptions) -> list[Window]:
-    """Windows covering [0, duration): all `window_seconds` long (the last one reads to the end),
-    evenly spaced with at least `overlap_seconds` shared, starts on model frame boundaries."""
-    if duration <= options.window_seconds:
-        return [Window(0.0, None)]
-    length = options.window_seconds
-    count = math.ceil((duration - length) / (length - options.overlap_seconds)) + 1
-    spacing = (duration - length) / (count - 1)
-    # Frame-aligned starts keep every window's output frames on the file's frame grid.
-    starts = sorted({round(math.floor(i * spacing / frame_seconds + 1e-9) * frame_seconds, 6) for i in range(count)})
-    windows = []
-    for i, start in enumerate(starts):
-        last = i == len(starts) - 1
-        keep_start = start + (starts[i - 1] + length - start) / 4 if i else 0.0
-        keep_end = math.inf if last else start + length - (start + length - starts[i + 1]) / 4
-        windows.append(Window(start, None if last else length, round(keep_start, 6), round(keep_end, 6)))
-    return windows
-
-
-@dataclass
-class Piece:
-    """One window's decoding, trimmed to the window's keep span; word times are from the file's start."""
-
-    window: Window
-    hyp: Hypothesis
-    frame_offset: int  # file frame of the window's first output frame
+    def read(self, start: float, end: float) -> np.ndarray:
+        """The samples of [start, end) seconds: float32 (samples,)."""
+        if self.path is not None:
+            return load_audio(self.path, start, end - start)
+        return np.ascontiguousarray(self.source[round(start * SAMPLE_RATE): round(end * SAMPLE_RATE)],
+                                    dtype=np.float32)
 
 
-def choose_cut(left: list[Word], right: list[Word], lo: float, hi: float) -> float:
-    """A time in [lo, hi] (where both windows' decodings are kept) that cuts as few words,
-    of either window, as possible; among equals, the one nearest the middle."""
-    centre = (lo + hi) / 2
-    nearby = [w for w in [*left, *right] if w.end > lo and w.start < hi]
-    candidates = [centre] + [t for w in nearby for t in (w.start, w.end) if lo <= t <= hi]
-    return min(candidates, key=lambda t: (sum(w.start < t < w.end for w in nearby), abs(t - centre)))
-
-
-def stitch(pieces: list[Piece], space_id: int) -> Hypothesis:
-    """Join the decodings of consecutive windows of one file into one Hypothesis.
-
-    Words come from the window whose share (between the cuts at its two overlaps)
-    holds the word's centre. The result's tokens are the kept words' tokens, with
-    frames counted from the file's start, joined by a space token placed on the
-    frame after each word. A stitched `score` is 0: window scores do not add up.
-    """
-    if len(pieces) == 1:
-        return pieces[0].hyp
-    cuts = [-math.inf]
-    for a, b in zip(pieces, pieces[1:]):
-        cut = choose_cut(a.hyp.words, b.hyp.words, b.window.keep_start, a.window.keep_end)
-        # Where three windows overlap a cut could fall before the previous one; each
-        # piece's share must stay an interval, so cuts never go backwards.
-        cuts.append(max(cuts[-1], cut))
-    cuts.append(math.inf)
-    words, tokens, frames = [], [], []
-    for piece, lo, hi in zip(pieces, cuts, cuts[1:]):
-        for word, (word_tokens, word_frames) in zip(piece.hyp.words, _word_tokens(piece.hyp, space_id)):
-            if lo <= (word.start + word.end) / 2 < hi:
-                if words:
-                    tokens.append(space_id)
-                    frames.append(frames[-1] + 1)
-                words.append(word)
-                tokens.extend(word_tokens)
-                frames.extend(f + piece.frame_offset for f in word_frames)
-    return Hypothesis(" ".join(w.text for w in words), tokens, frames, 0.0, words)
-
-
-def _word_tokens(hyp: Hypothesis, space_id: int) -> list[tuple[list[int], list[int]]]:
-    """(tokens, frames) of each word of `hyp`, in the order of `hyp.words`."""
-    groups, current = [], ([], [])
-    for token, frame in [*zip(hyp.tokens, hyp.frames), (space_id, -1)]:
-        if token != space_id:
-            current[0].append(token)
-            current[1].append(frame)
-        elif current[0]:
-            groups.append(current)
-            current = ([], [])
-    return groups
-
-
-def _trim(hyp: Hypothesis, window: Window, frame_seconds: float, tokenizer: CharTokenizer) -> Hypothesis:
-    """Drop the tokens outside the window's keep span (edge effects: missing context, and
-    the abrupt start or end of the audio the window was cut from)."""
-    if window.keep_start <= window.start and window.keep_end == math.inf:
-        return hyp
-    kept = [(t, f) for t, f in zip(hyp.tokens, hyp.frames)
-            if window.keep_start <= window.start + f * frame_seconds < window.keep_end]
-    tokens, frames = [t for t, _ in kept], [f for _, f in kept]
-    return replace(hyp, text=" ".join(tokenizer.decode(tokens).split()), tokens=tokens, frames=frames, words=[])
+def plan_segments(recording: Recording, vad, options: SegmentOptions,
+                  vad_missing: VadUnavailable | None = None) -> list[tuple[float, float]]:
+    """Steps 1-2: the (start, end) seconds of the segments to decode. Without a VAD a recording
+    is one segment, if it is no longer than a segment may be."""
+    if vad is not None:
+        return list(speech_segments(recording.blocks(), vad, options))
+    if recording.duration > options.max_segment_seconds:
+        why = f"silero-vad is not installed ({VAD_EXTRA})" if vad_missing else "--vad none was given"
+        raise AudioError(recording.path or "<waveform>",
+                         f"{recording.duration:.0f} s is longer than a segment may be "
+                         f"({options.max_segment_seconds:g} s) and cannot be cut at pauses: {why}")
+    return [(0.0, recording.duration)]
 
 
 @dataclass
-class _FileState:
-    path: Path
-    windows: list[Window]
-    pieces: list[Piece] = field(default_factory=list)
-    error: AudioError | None = None
-    decoded_until: float = 0.0  # seconds of the file decoded so far (for progress)
+class Segment:
+    """A stretch of one recording, ready for the model."""
+
+    start: float  # seconds from the recording's start
+    end: float
+    features: torch.Tensor  # (frames, mels), normalized on this segment alone
 
 
-def iter_transcripts(loaded: LoadedModel, paths: Iterable[str | Path], decoder: Decoder,
-                     options: TranscribeOptions = TranscribeOptions(),
-                     on_audio: Callable[[float], None] | None = None) -> Iterator[tuple[Path, Hypothesis | AudioError]]:
-    """Yield `(path, Hypothesis)`, or `(path, AudioError)` for an unusable file, in input order.
+def featurize(recording: Recording, span: tuple[float, float], logmel: LogMel) -> Segment:
+    """Step 3: read a segment and compute its features."""
+    audio = torch.from_numpy(recording.read(*span))  # (samples,)
+    with torch.inference_mode():
+        return Segment(*span, logmel(audio))
 
-    `on_audio(seconds)` is called as audio is decoded (for a progress bar).
-    """
-    logmel = LogMel(loaded.features)
-    frame_seconds = loaded.frame_seconds
+
+def decode_segments(loaded: LoadedModel, decoder: Decoder, segments: list[Segment]) -> list[Hypothesis]:
+    """Steps 4-5: one model call for a batch of segments; each Hypothesis's words carry recording times."""
+    features = pad_sequence([s.features for s in segments], batch_first=True)  # (batch, frames, mels)
+    lengths = torch.tensor([s.features.shape[0] for s in segments])  # (batch,)
     device = next(loaded.model.parameters()).device
-    space_id = loaded.tokenizer.space_id
+    with torch.inference_mode():
+        log_probs, out_lengths = loaded.model(features.to(device), lengths.to(device))  # (batch, out_frames, vocab)
+    hyps = decoder.decode(log_probs, out_lengths)
+    for hyp, segment, lp, n in zip(hyps, segments, log_probs, out_lengths.tolist()):
+        add_word_timings(hyp, lp[:n], loaded.frame_seconds, loaded.tokenizer.space_id, offset=segment.start)
+    return hyps
 
-    def plan(path: Path) -> _FileState:
+
+def join_segments(pieces: list[tuple[Segment, Hypothesis]], space_id: int, frame_seconds: float) -> Hypothesis:
+    """Step 6: one Hypothesis from a recording's decoded segments, in order. Token frames are
+    counted from the recording's start (to the nearest output frame); a space token joins two
+    segments; the score is the sum of the segments' scores."""
+    words, tokens, frames = [], [], []
+    for segment, hyp in pieces:
+        kept = [i for i, token in enumerate(hyp.tokens) if token != space_id]
+        if not kept:
+            continue
+        if tokens:
+            tokens.append(space_id)
+            frames.append(frames[-1])
+        offset = round(segment.start / frame_seconds)
+        tokens.extend(hyp.tokens[kept[0]: kept[-1] + 1])  # without spaces at either end
+        frames.extend(f + offset for f in hyp.frames[kept[0]: kept[-1] + 1])
+        words.extend(hyp.words)
+    text = " ".join(hyp.text for _, hyp in pieces if hyp.text)
+    return Hypothesis(text, tokens, frames, sum(hyp.score for _, hyp in pieces), words)
+
+
+@dataclass
+class _InFlight:
+    """A recording on its way through the pipeline."""
+
+    source: str | os.PathLike | np.ndarray
+    pieces: list[tuple[Segment, Hypothesis]] = field(default_factory=list)  # decoded so far, in order
+    error: AudioError | None = None
+    duration: float = 0.0
+    reported: float = 0.0  # seconds of it counted for progress
+
+    def advance(self, until: float, on_audio: Callable[[float], None] | None) -> None:
+        """Tell `on_audio` that the recording is decoded up to `until` seconds."""
+        until = min(until, self.duration)  # a padded last segment can reach past the end
+        if on_audio and until > self.reported:
+            on_audio(until - self.reported)
+            self.reported = until
+
+
+def _ahead(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, ahead: int) -> Iterator[tuple[object, Future]]:
+    """(item, pool.submit(fn, item)) in order, with at most `ahead` submitted beyond the one being used."""
+    pending: deque = deque()
+    for item in items:
+        pending.append((item, pool.submit(fn, item)))
+        if len(pending) > ahead:
+            yield pending.popleft()
+    yield from pending
+
+
+def _plan(recording: _InFlight, vad, options: SegmentOptions, vad_missing: VadUnavailable | None
+          ) -> list[tuple[Recording, tuple[float, float]]]:
+    audio = Recording(recording.source)
+    recording.duration = audio.duration
+    return [(audio, span) for span in plan_segments(audio, vad, options, vad_missing)]
+
+
+def _planned(pool: ThreadPoolExecutor, recordings: Iterable[_InFlight], plan: Callable, ahead: int
+             ) -> Iterator[tuple[_InFlight, tuple | None]]:
+    """Steps 1-2, `ahead` recordings ahead: (recording, (Recording, span)) for each of its segments,
+    then (recording, None) at its end, also when it failed (recording.error then says why)."""
+    for recording, planned in _ahead(pool, plan, recordings, ahead):
         try:
-            return _FileState(path, plan_windows(audio_info(path)[0], frame_seconds, options))
+            yield from ((recording, item) for item in planned.result())
         except AudioError as err:
-            return _FileState(path, [], error=err)
+            recording.error = err
+        yield recording, None
 
-    def featurize(path: Path, window: Window) -> torch.Tensor:
-        audio = torch.from_numpy(load_audio(path, window.start, window.duration))  # (samples,)
-        with torch.inference_mode():
-            return logmel(audio)  # (frames, mels)
 
-    def run_batch(batch: list[tuple[_FileState, Window, torch.Tensor]]) -> None:
-        features = pad_sequence([f for _, _, f in batch], batch_first=True)  # (batch, frames, mels)
-        lengths = torch.tensor([f.shape[0] for _, _, f in batch])  # (batch,)
-        with torch.inference_mode():
-            log_probs, out_lengths = loaded.model(features.to(device), lengths.to(device))  # (batch, out_frames, vocab)
-        for (state, window, _), hyp, lp, n in zip(batch, decoder.decode(log_probs, out_lengths), log_probs,
-                                                  out_lengths.tolist()):
-            hyp = _trim(hyp, window, frame_seconds, loaded.tokenizer)
-            add_word_timings(hyp, lp[:n], frame_seconds, space_id, offset=window.start)
-            state.pieces.append(Piece(window, hyp, round(window.start / frame_seconds)))
-            end = window.start + n * frame_seconds
-            if on_audio:
-                on_audio(max(0.0, end - state.decoded_until))
-            state.decoded_until = max(end, state.decoded_until)
+def _read(work: tuple[_InFlight, tuple | None], logmel: LogMel) -> Segment | None:
+    recording, item = work
+    return None if item is None or recording.error else featurize(*item, logmel)
 
+
+def _featurized(pool: ThreadPoolExecutor, planned: Iterable, logmel: LogMel, ahead: int
+                ) -> Iterator[tuple[_InFlight, Segment | None]]:
+    """Step 3, `ahead` segments ahead: (recording, Segment) for each segment, (recording, None) at
+    a recording's end. A segment that cannot be read fails its recording (recording.error)."""
+    for (recording, item), future in _ahead(pool, functools.partial(_read, logmel=logmel), planned, ahead):
+        if item is None:
+            yield recording, None
+            continue
+        try:
+            segment = future.result()
+        except AudioError as err:
+            recording.error = recording.error or err
+            continue
+        if segment is not None:  # None: its recording had failed already
+            yield recording, segment
+
+
+def _decode(loaded: LoadedModel, decoder: Decoder, batch: list[tuple[_InFlight, Segment]],
+            on_audio: Callable[[float], None] | None) -> None:
+    """Steps 4-5 for a batch: each segment's Hypothesis joins its recording's pieces."""
+    if batch:
+        hyps = decode_segments(loaded, decoder, [segment for _, segment in batch])
+        for (recording, segment), hyp in zip(batch, hyps):
+            recording.pieces.append((segment, hyp))
+            recording.advance(segment.end, on_audio)
+
+
+def _results(finished: list[_InFlight], loaded: LoadedModel, on_audio: Callable[[float], None] | None
+             ) -> Iterator[tuple[object, Hypothesis | AudioError]]:
+    """Step 6 for recordings whose segments are all decoded: (source, Hypothesis or AudioError)."""
+    for recording in finished:
+        recording.advance(recording.duration, on_audio)
+        yield recording.source, recording.error or join_segments(
+            recording.pieces, loaded.tokenizer.space_id, loaded.frame_seconds)
+
+
+def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | np.ndarray],
+                     decoder: Decoder | None = None, options: TranscribeOptions = TranscribeOptions(),
+                     on_audio: Callable[[float], None] | None = None
+                     ) -> Iterator[tuple[object, Hypothesis | AudioError]]:
+    """Yield `(source, Hypothesis)`, or `(source, AudioError)` for an unusable one, in input order.
+
+    `decoder` defaults to the model's stored decoding options. `on_audio(seconds)` is called
+    as audio is decoded (for a progress bar). Without silero-vad installed, recordings up to
+    `max_segment_seconds` are still transcribed (whole); longer ones get an AudioError that
+    says what to install.
+    """
+    decoder = decoder or make_decoder(stored_decoding(loaded), loaded.tokenizer)
+    logmel = LogMel(loaded.features)
+    try:
+        vad, vad_missing = load_vad(options.segments.vad), None
+    except VadUnavailable as err:  # short recordings do not need it (plan_segments)
+        vad, vad_missing = None, err
+    plan = functools.partial(_plan, vad=vad, options=options.segments, vad_missing=vad_missing)
     with ThreadPoolExecutor(options.jobs) as pool:
-        ahead = max(2 * options.batch_windows, options.jobs)  # windows read ahead of the model
-        pending: deque = deque()  # (state, window, future) in file order
-        waiting: deque = deque()  # files not yielded yet, in input order
-        batch: list = []
-
-        def drain() -> Iterator[tuple[Path, Hypothesis | AudioError]]:
-            """Run the model on `batch`, then yield every leading file that is complete."""
-            if batch:
-                run_batch(batch)
-                batch.clear()
-            while waiting and (waiting[0].error or len(waiting[0].pieces) == len(waiting[0].windows)):
-                state = waiting.popleft()
-                yield state.path, state.error or stitch(state.pieces, space_id)
-
-        def take_one() -> Iterator[tuple[Path, Hypothesis | AudioError]]:
-            state, window, future = pending.popleft()
-            if state.error:
-                future.cancel()
-                return
-            try:
-                batch.append((state, window, future.result()))
-            except AudioError as err:
-                state.error = err
-                batch[:] = [item for item in batch if item[0] is not state]
-            if len(batch) == options.batch_windows or state.error:
-                yield from drain()
-
-        for state in map(plan, map(Path, paths)):
-            waiting.append(state)
-            for window in state.windows:
-                pending.append((state, window, pool.submit(featurize, state.path, window)))
-                while len(pending) > ahead:
-                    yield from take_one()
-        while pending:
-            yield from take_one()
-        yield from drain()
+        planned = _planned(pool, (_InFlight(source) for source in sources), plan, options.jobs)
+        batch, finished = [], []  # segments for the model; recordings whose segments are all in batch or done
+        for recording, segment in _featurized(pool, planned, logmel, 2 * options.batch_segments):
+            if segment is None:
+                finished.append(recording)
+            else:
+                batch.append((recording, segment))
+            if len(batch) == options.batch_segments:
+                _decode(loaded, decoder, batch, on_audio)
+                yield from _results(finished, loaded, on_audio)
+                batch, finished = [], []
+        _decode(loaded, decoder, batch, on_audio)
+        yield from _results(finished, loaded, on_audio)
 
 
-def transcribe_file(loaded: LoadedModel, path: str | Path, decoder: Decoder,
-                    options: TranscribeOptions = TranscribeOptions()) -> Hypothesis:
-    """Decode one file of any length. Raises asr.audio.AudioError for unusable audio."""
-    [(_, result)] = iter_transcripts(loaded, [path], decoder, options)
+def transcribe(loaded: LoadedModel, audio: str | os.PathLike | np.ndarray, decoder: Decoder | None = None,
+               options: TranscribeOptions = TranscribeOptions()) -> Hypothesis:
+    """Transcribe one recording of any length: a file, or float32 (samples,) at 16 kHz.
+    Raises asr.audio.AudioError for unusable audio."""
+    [(_, result)] = iter_transcripts(loaded, [audio], decoder, options)
     if isinstance(result, AudioError):
         raise result
     return result
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; folders replaced by the audio files under them (sorted). No path twice."""
-    paths = []
+# ---- batch runs: many inputs, outputs written as each file finishes -----------------------
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path]]:
+    """(audio files, folders without any): files as given, folders replaced by the audio files
+    under them (sorted). No path twice."""
+    paths, empty = [], []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS))
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            paths.extend(found)
+            if not found:
+                empty.append(item)
         else:
             paths.append(item)
-    return list(dict.fromkeys(paths))
+    return list(dict.fromkeys(paths)), empty
+
+
+def output_names(paths: list[Path], inputs: list[str]) -> dict[Path, Path]:
+    """Each input's output name under --output-dir, without extension: a file given by itself
+    keeps its name (`talk.wav` -> `talk`), one found in a folder its path below that folder
+    (`recordings/day1/a.wav` -> `day1/a`). Raises OutputError if two inputs get the same name."""
+    folders = [Path(i) for i in inputs if Path(i).is_dir()]
+    names: dict[Path, Path] = {}
+    for path in paths:
+        folder = next((f for f in folders if path.is_relative_to(f)), None)
+        names[path] = (path.relative_to(folder) if folder else Path(path.name)).with_suffix("")
+    seen: dict[Path, Path] = {}
+    for path, name in names.items():
+        if name in seen:
+            raise OutputError(f"{seen[name]} and {path} would both be written as {name}.*; "
+                              f"transcribe them into different --output-dir folders")
+        seen[name] = path
+    return names
 
 
 def format_result(path: Path, hyp: Hypothesis, fmt: str) -> str:
-    if fmt != "txt":  # jsonl (with timed words), srt, vtt
-        from asr.subtitles import render
+    """One file's transcript as printed on stdout or appended to --output (txt: `path<TAB>text`)."""
+    if fmt == "txt":
+        return f"{path}\t{hyp.text}"
+    from asr.subtitles import render  # jsonl (with timed words), srt, vtt
 
-        return render(path, hyp, fmt)
-    return f"{path}\t{hyp.text}"
+    return render(path, hyp, fmt)
+
+
+def file_content(path: Path, hyp: Hypothesis, fmt: str) -> str:
+    """One file's transcript as a file of its own in --output-dir (txt: the text alone)."""
+    text = hyp.text if fmt == "txt" else format_result(path, hyp, fmt)
+    return text.rstrip("\n") + "\n"
 
 
 def finished_files(output: str | Path, fmt: str) -> set[str]:
@@ -322,41 +383,57 @@ def finished_files(output: str | Path, fmt: str) -> set[str]:
     return done
 
 
-def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fmt: str = "txt",
+def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, formats: tuple[str, ...] = ("txt",),
                     out=None, options: TranscribeOptions = TranscribeOptions(),
-                    output: str | Path | None = None, resume: bool = False) -> int:
+                    output: str | Path | None = None, output_dir: str | Path | None = None,
+                    names: dict[Path, Path] | None = None, resume: bool = False) -> int:
     """Transcribe `paths`, writing each result as soon as it is done. Returns the number of failures.
 
-    Results go to `out` (default: sys.stdout; one entry per file, `format_result`), or with `output` are
-    appended to that file one whole line at a time; `resume` skips the files already
-    there. Without `resume` an existing, non-empty `output` is refused rather than lost.
+    Results go to `out` (default: sys.stdout; `format_result`), or with `output` are appended to
+    that file one whole line at a time, or with `output_dir` go to one file per input and format
+    (named by `names`, default `output_names`). `resume` skips the inputs already done; without
+    it an existing, non-empty `output` is refused rather than lost. See the module docstring.
     """
     out = out or sys.stdout
-    fd, paths = (None, paths) if output is None else _open_output(Path(output), fmt, resume, paths)
+    fd = None
+    if output is not None:
+        [fmt] = formats
+        fd, paths = _open_output(Path(output), fmt, resume, paths)
+    elif output_dir is not None:
+        names = names or output_names(paths, [str(p) for p in paths])
+        targets = {path: [Path(output_dir) / f"{names[path]}.{fmt}" for fmt in formats] for path in paths}
+        if resume:
+            paths = [p for p in paths if not all(t.exists() for t in targets[p])]
+    elif len(formats) != 1 or (formats[0] in ("srt", "vtt") and len(paths) > 1):
+        raise OutputError("several formats, or srt/vtt for several inputs, need --output-dir DIR")
     total = 0.0  # seconds of audio, for the progress bar (headers only: cheap)
     for path in paths:
         try:
             total += audio_info(path)[0]
         except AudioError:
             pass  # reported when its turn comes
-    bar = tqdm(total=total, unit="s", desc="audio", disable=None, file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]")
+    bar = tqdm(total=total, unit="s", desc="audio", disable=None, file=sys.stderr, postfix=f"0/{len(paths)} files",
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix} [{elapsed}<{remaining}]")
 
     def progress(seconds: float) -> None:
-        # The last output frame of a file can reach past its end: never count beyond the total.
         bar.update(max(0.0, min(seconds, bar.total - bar.n)))
 
     failures = 0
     try:
-        for path, result in iter_transcripts(loaded, paths, decoder, options, on_audio=progress):
+        for done, (path, result) in enumerate(iter_transcripts(loaded, paths, decoder, options, on_audio=progress), 1):
+            bar.set_postfix_str(f"{done}/{len(paths)} files")
             if isinstance(result, AudioError):
                 bar.write(f"error: {result}", file=sys.stderr)
                 failures += 1
-            elif fd is None:
-                bar.write(format_result(path, result, fmt), file=out)  # keeps the bar off the line
-                out.flush()
+            elif fd is not None:
+                _append_line(fd, format_result(path, result, formats[0]))
+            elif output_dir is not None:
+                for fmt, target in zip(formats, targets[path]):
+                    with atomic_write(target) as f:
+                        f.write(file_content(path, result, fmt))
             else:
-                _append_line(fd, format_result(path, result, fmt))
+                bar.write(format_result(path, result, formats[0]), file=out)  # keeps the bar off the line
+                out.flush()
     finally:
         bar.close()
         if fd is not None:
@@ -367,7 +444,8 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fm
 def _open_output(output: Path, fmt: str, resume: bool, paths: list[Path]) -> tuple[int, list[Path]]:
     """Open `output` for appending; returns its descriptor and the paths still to do."""
     if fmt not in LINE_FORMATS:
-        raise OutputError(f"{output}: --output takes one line per file: use --format {' or '.join(LINE_FORMATS)}")
+        raise OutputError(f"{output}: --output takes one line per file: use --format {' or '.join(LINE_FORMATS)}, "
+                          f"or --output-dir DIR for a {fmt} file per input")
     if resume:
         done = finished_files(output, fmt)
         paths = [p for p in paths if str(p) not in done]

@@ -29,9 +29,6 @@ from asr.data.manifest import ManifestError, Utterance
 from asr.decode import Decoder, DecodingOptions, Hypothesis, make_decoder
 from asr.evaluate import decode_utterances, score
 
-LM_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
-WORD_SCORES = (-2.0, -1.0, 0.0, 1.0, 2.0)
-
 
 @dataclasses.dataclass
 class _Emission(Hypothesis):

@@ -6,10 +6,10 @@
 1. Inputs: speechocean762 dev utterances, in manifest order, concatenated into
    one 16 kHz 16-bit wav per length (whole utterances, so each input is a dev
    subset with a known transcript), under benchmarks/.transcribe-work/ (git-ignored).
-2. Ours: each input is transcribed by `asr.transcribe.transcribe_file` (20 s
-   windows, 4 s overlap, batches of 8) in a fresh process with --threads torch
-   threads, greedy and, on the --beam-minutes inputs, beam search (beam 50, no
-   LM). RTF = transcription wall time / audio duration (model loading excluded);
+2. Ours: each input is transcribed by `asr.transcribe.transcribe` (cut at pauses
+   by silero-vad into segments of at most 20 s, batches of 8) in a fresh process
+   with --threads torch threads, greedy and, on the --beam-minutes inputs, beam
+   search (beam 50, no LM). RTF = transcription wall time / audio duration (model loading excluded);
    peak RSS is the process's own maximum, so it includes Python, torch and the model.
 3. Peers on the 10-minute input (benchmarks/peers.py installs them in their own
    venv): Whisper tiny.en with faster-whisper (int8, beam 5, --threads threads,
@@ -19,7 +19,8 @@
 4. Accuracy beside speed: WER of every system on the 10-minute input's transcript,
    all through the same normalization (benchmarks/accuracy.py's benchmark_text).
    Ours is also decoded utterance by utterance (asr.evaluate) on the same
-   utterances, which shows what windowing long audio costs, if anything.
+   utterances, which shows what cutting long audio costs, if anything
+   (benchmarks/long_audio.py measures that in detail).
 5. A torch.profiler summary of ours, greedy, on the 1-minute input: where the time goes.
 
 Figures from the same run are comparable; the machine line says what ran them.
@@ -84,7 +85,7 @@ def worker(args) -> None:
 
     from asr.checkpoint import load_model
     from asr.decode import DecodingOptions, make_decoder
-    from asr.transcribe import transcribe_file
+    from asr.transcribe import transcribe
 
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
@@ -93,11 +94,11 @@ def worker(args) -> None:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            transcribe_file(loaded, args.worker, decoder)
+            transcribe(loaded, args.worker, decoder)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), file=sys.stderr)
         return
     start = time.perf_counter()
-    hyp = transcribe_file(loaded, args.worker, decoder)
+    hyp = transcribe(loaded, args.worker, decoder)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "text": hyp.text}))
 

@@ -108,3 +108,19 @@ def overfit_exp(speech_manifest, tmp_path_factory) -> Path:
     exp_dir = tmp_path_factory.mktemp("overfit")
     run(config, exp_dir)
     return exp_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained 1 x 16 BiLSTM checkpoint (greedy decoding stored): fast to load and run."""
+    from asr.checkpoint import make_checkpoint, save_atomic
+    from asr.features import FeatureConfig
+    from asr.model import CTCModel, ModelConfig
+    from asr.text import CharTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer()
+    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(tokenizer))).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_atomic(make_checkpoint(model, FeatureConfig(), tokenizer), path)
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import shutil
@@ -19,7 +20,7 @@ from conftest import ONE_THREAD_ENV, SENTENCES
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.checkpoint import read_checkpoint
-from asr.cli import main
+from asr.cli import build_parser, main, modern_spelling
 from asr.data.manifest import read_manifest
 from asr.metrics import char_errors
 
@@ -117,7 +118,7 @@ def test_train_writes_the_experiment_and_layers_its_config(speech_manifest, tmp_
     [
         ([], {"model": {"hiden_size": 3}}, ("unknown config field", "hiden_size", "known: n_mels")),
         (["--train.lr", "fast"], {}, ("train.lr must be float",)),
-        (["--model.num_layers", "2.5"], {}, ("model.num_layers must be int",)),
+        (["--model.num-layers", "2.5"], {}, ("model.num_layers must be int",)),
     ],
 )
 def test_bad_config_is_a_clean_error(speech_manifest, tmp_path, capsys, flags, yaml_sections, parts):
@@ -130,9 +131,9 @@ def test_bad_config_is_a_clean_error(speech_manifest, tmp_path, capsys, flags, y
 
 def test_unknown_flag_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
-        main(["train", "--exp-dir", "x", "--model.hiden_size", "3"])
+        main(["train", "--exp-dir", "x", "--model.hiden-size", "3"])
     assert info.value.code == 2
-    assert "unrecognized arguments: --model.hiden_size" in capsys.readouterr().err
+    assert "unrecognized arguments: --model.hiden-size" in capsys.readouterr().err
 
 
 # --- evaluate -------------------------------------------------------------------------------
@@ -225,3 +226,107 @@ def test_transcribe_folder_as_jsonl(overfit_exp, stereo_44k):
 def test_transcribe_missing_model_is_a_clean_error(tmp_path, stereo_44k, capsys):
     assert main(["transcribe", str(next(iter(stereo_44k))), "--model", str(tmp_path / "none.pt")]) == 1
     _one_error_line(capsys.readouterr().err, "none.pt", "not found")
+
+
+def test_transcribe_with_a_folder_as_model_says_it_is_a_folder(tmp_path, stereo_44k, capsys):
+    (tmp_path / "best.pt").write_bytes(b"")
+    assert main(["transcribe", str(next(iter(stereo_44k))), "--model", str(tmp_path)]) == 1
+    _one_error_line(capsys.readouterr().err, str(tmp_path), "is a directory", "best.pt")
+
+
+# --- flags and help -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags, name", [
+    (["--decoder", "beam", "--beam-size", "1000000000"], "beam_size"),
+    (["--beam-size-token", "0"], "beam_size_token"),
+    (["--lm-weight", "1e9"], "lm_weight"),
+    (["--lm-weight", "nan"], "lm_weight"),
+    (["--word-score=-1e6"], "word_score"),
+    (["--beam-threshold", "1e9"], "beam_threshold"),
+])
+def test_out_of_range_decoding_options_are_one_error_line(tiny_checkpoint, speech_dir, capsys, flags, name):
+    assert main(["transcribe", str(speech_dir / "utt0.wav"), "--model", str(tiny_checkpoint), *flags]) == 1
+    _one_error_line(capsys.readouterr().err, name, "must be between")
+
+
+def test_tune_checks_its_grid_before_running_the_model(tmp_path, capsys):
+    args = ["tune", "--model", str(tmp_path / "not-needed.pt"), "--manifest", "m.jsonl", "--lm", "lm.arpa"]
+    assert main([*args, "--lm-weights", "0,1,500"]) == 1
+    _one_error_line(capsys.readouterr().err, "lm_weight", "500")
+    assert main([*args, "--trials", "100000000"]) == 1
+    _one_error_line(capsys.readouterr().err, "--trials")
+
+
+def _subcommands(parser, path=()):
+    """(command words, parser) for every parser under `parser`, itself included."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _subcommands(child, (*path, name))
+
+
+def test_every_usage_line_names_its_command_and_every_train_flag_is_described():
+    commands = dict(_subcommands(build_parser()))
+    assert ("lm", "build") in commands and ("prepare", "speechocean762") in commands
+    for path, parser in commands.items():
+        assert parser.format_usage().startswith(" ".join(["usage: asr", *path]) + " "), path
+    train_flags = [a for a in commands[("train",)]._actions if a.option_strings and a.dest != "help"]
+    assert len(train_flags) > 30
+    for action in train_flags:
+        description = (action.help or "").split("(default:")[0].strip()
+        assert description, f"{action.option_strings[0]} has no description"
+
+
+def test_help_shows_real_defaults_and_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["transcribe", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--decoder {greedy,beam}" in text
+    assert "(default: from the model, else greedy)" in text and "(default: from the model, else 2.0)" in text
+    assert "'greedy'" not in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--train.max-batch-seconds FLOAT padded audio seconds per batch (default: 50.0)" in text
+    assert "--model.hidden-size INT per direction (default: 256)" in text
+
+
+def test_the_old_snake_case_spellings_still_work_with_a_note(capsys):
+    argv = modern_spelling(["train", "--exp-dir", "x", "--train.max_batch_seconds", "5", "--train_manifest=m.jsonl",
+                            "--", "--keep_this"])
+    assert argv == ["train", "--exp-dir", "x", "--train.max-batch-seconds", "5", "--train-manifest=m.jsonl",
+                    "--", "--keep_this"]
+    notes = capsys.readouterr().err.splitlines()
+    assert len(notes) == 2 and all(n.startswith("note: ") and "deprecated" in n for n in notes)
+    assert "write --train.max-batch-seconds" in notes[0]
+    args = build_parser().parse_args(argv[:6])
+    assert vars(args)["train.max_batch_seconds"] == "5" and args.train_manifest == "m.jsonl"
+
+
+HELP_PROBE = """
+import sys
+from asr.cli import build_parser, main, modern_spelling
+for argv in {commands!r}:
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print("TORCH", "torch" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_help_of_every_command_does_not_import_torch():
+    commands = [[*path, "--help"] for path, _ in _subcommands(build_parser())]
+    result = subprocess.run([sys.executable, "-c", HELP_PROBE.format(commands=commands)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("usage: asr") == len(commands)
+    assert result.stderr.strip().splitlines()[-1] == "TORCH False"
+    # The probe can fail: the same run on a command that loads a model does import torch.
+    loads_a_model = [["transcribe", "x.wav", "--model", "x.pt"]]
+    result = subprocess.run([sys.executable, "-c", HELP_PROBE.format(commands=loads_a_model)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "TORCH True"

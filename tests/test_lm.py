@@ -148,7 +148,7 @@ def test_tuned_decoding_is_stored_and_used_by_evaluate(tmp_path, speech_manifest
     assert main(["tune", "--model", str(checkpoint), "--manifest", str(speech_manifest),
                  "--lm", str(lm_dir / "lm.arpa"), "--lexicon", str(lm_dir / "lexicon.txt"),
                  "--lm-weights", "0.5,1", "--word-scores", "0",
-                 "--beam_size", "4", "--out", str(tmp_path / "tuned.pt")]) == 0
+                 "--beam-size", "4", "--out", str(tmp_path / "tuned.pt")]) == 0
     assert "dev-tuned WER" in capsys.readouterr().out
     stored = load_model(tmp_path / "tuned.pt").decoding
     assert stored["decoder"] == "beam" and stored["beam_size"] == 4 and stored["lm_weight"] in (0.5, 1.0)

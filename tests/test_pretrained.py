@@ -26,7 +26,7 @@ from asr.pretrained import (
     stored_decoding,
 )
 from asr.text import CharTokenizer
-from asr.transcribe import transcribe_file
+from asr.transcribe import transcribe
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_bundled_model_transcribes_generated_speech(sentence_wav):
     assert path.stat().st_size < MAX_MODEL_BYTES
     assert "train_state" not in read_checkpoint(path)
     loaded = load_model(path)
-    hyp = transcribe_file(loaded, sentence_wav, GreedyDecoder(loaded.tokenizer))
+    hyp = transcribe(loaded, sentence_wav, GreedyDecoder(loaded.tokenizer))
     assert hyp.text.strip(), "the bundled model returned an empty transcript"
     assert set(hyp.text) <= set(loaded.tokenizer.vocab[1:]), hyp.text
 

@@ -29,8 +29,8 @@ def test_run_sh_downloads_prepares_trains_decodes_and_reports(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = ["bash", str(RUN_SH), "--conf", "mini", "--work-dir", str(work), "--nproc", "2", "--avg", "2",
                "--mirror", mirror.as_uri(), "--checksums", str(mirror / "md5sum.txt"), "--",
-               "--model.hidden_size", "16", "--model.num_layers", "1", "--train.epochs", "2",
-               "--train.max_batch_seconds", "5", "--train.num_workers", "0"]
+               "--model.hidden-size", "16", "--model.num-layers", "1", "--train.epochs", "2",
+               "--train.max-batch-seconds", "5", "--train.num-workers", "0"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 

@@ -82,7 +82,7 @@ def test_transcribe_subtitles_parse_and_stay_inside_the_audio(chatty_checkpoint,
     duration = sf.info(wav).duration
     out = tmp_path / "out.jsonl"
     assert main(["transcribe", str(wav), "--model", str(chatty_checkpoint), "--decoder", decoder,
-                 "--beam_size", "4", "--format", "jsonl", "--output", str(out)]) == 0
+                 "--beam-size", "4", "--format", "jsonl", "--output", str(out)]) == 0
     row = json.loads(out.read_text())
     assert len(row["words"]) >= 3 and [w["word"] for w in row["words"]] == row["text"].split()
     times = [t for w in row["words"] for t in (w["start"], w["end"])]
@@ -94,7 +94,7 @@ def test_transcribe_subtitles_parse_and_stay_inside_the_audio(chatty_checkpoint,
     for fmt in ("srt", "vtt"):
         buffer = io.StringIO()
         decoding = make_decoder(DecodingOptions(decoder=decoder, beam_size=4), loaded.tokenizer)
-        assert transcribe_many(loaded, [wav], decoding, fmt, out=buffer) == 0
+        assert transcribe_many(loaded, [wav], decoding, (fmt,), out=buffer) == 0
         documents[fmt] = buffer.getvalue()
     parsed = list(srt.parse(documents["srt"]))
     assert " ".join(p.content for p in parsed) == row["text"]

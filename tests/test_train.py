@@ -92,7 +92,7 @@ def resume_config(speech_manifest, tmp_path_factory) -> Path:
 def uninterrupted_exp(resume_config, tmp_path_factory) -> Path:
     exp_dir = tmp_path_factory.mktemp("uninterrupted")
     assert main(["train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-                 "--train.num_workers", "0"]) == 0
+                 "--train.num-workers", "0"]) == 0
     return exp_dir
 
 
@@ -133,7 +133,7 @@ def _start_and_kill(command: list[str], exp_dir: Path) -> None:
 def test_killed_run_resumes_to_the_same_weights(resume_config, uninterrupted_exp, tmp_path, num_workers):
     exp_dir = tmp_path / "exp"
     command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-               "--train.num_workers", str(num_workers)]
+               "--train.num-workers", str(num_workers)]
     total_steps = read_checkpoint(uninterrupted_exp / "last.pt")["train_state"]["state"]["step"]
 
     # Kill once metrics.jsonl has steps newer than last.pt: the resume must drop and redo them.

@@ -1,18 +1,20 @@
-"""asr.transcribe: long audio in windows, stitched without losing or doubling words; resumable batch runs.
+"""asr.transcribe: long audio cut at pauses, words neither lost nor doubled; many inputs and outputs.
 
 The 30-minute test needs an acoustic model whose right answer is known at every
 moment, so it uses `ToneModel`: "speech" where each character is a short tone on
 its own mel band and a deterministic model that reads those bands back from the
-normalized log-mel features. Everything else is the real pipeline: the file is
-read window by window, featurized with per-window CMVN, batched, greedy-decoded,
-timed and stitched. A word cut by a window edge comes out truncated in that
-window, so stitching has to take it from the neighbour that heard all of it.
+normalized log-mel features, with `ToneVAD`, which calls a frame speech where a tone
+sounds. Everything else is the real pipeline: the file streams through the VAD, is
+cut into segments at its pauses, each segment is read and featurized on its own,
+batched, greedy-decoded, timed in the recording and joined. Silero itself is tested
+on espeak-ng speech: segment boundaries against the known pauses, nothing of a
+sentence left out. (The tiny model overfit on those sentences cannot stand in for a
+real one here: shifting its input by 10 ms garbles its transcript.)
 """
 
 from __future__ import annotations
 
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -23,23 +25,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import SENTENCES
 
 from asr import transcribe
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
-from asr.checkpoint import LoadedModel, load_model, make_checkpoint, save_atomic
+from asr.checkpoint import LoadedModel, load_model
 from asr.cli import main
 from asr.data.manifest import read_manifest
-from asr.decode import GreedyDecoder
+from asr.decode import GreedyDecoder, Hypothesis
 from asr.evaluate import decode_utterances
 from asr.features import FeatureConfig, LogMel
-from asr.model import CTCModel, ModelConfig, output_lengths
+from asr.model import ModelConfig, output_lengths
 from asr.text import SPACE, CharTokenizer
-from asr.transcribe import (
-    TranscribeOptions,
-    iter_transcripts,
-    plan_windows,
-    transcribe_file,
-)
+from asr.transcribe import Recording, TranscribeOptions, iter_transcripts, plan_segments
+from asr.vad import Region, SegmentOptions, VadUnavailable, group_regions, load_vad, speech_regions
 
 TOKENIZER = CharTokenizer()
 LETTERS = "abdeghiklmnorst"  # 15 letters + space: one mel band each, 5 bands apart
@@ -59,7 +58,7 @@ def _band_frequencies() -> list[float]:
 class ToneModel(torch.nn.Module):
     """Stand-in acoustic model with CTCModel's interface: features (batch, frames, mels) ->
     (log_probs (batch, out_frames, vocab), out_lengths). An output frame emits the symbol whose
-    band is above its window mean (CMVN > 0.5) in any of its 4 feature frames, else blank."""
+    band is above its segment mean (CMVN > 0.5) in any of its 4 feature frames, else blank."""
 
     def __init__(self):
         super().__init__()
@@ -103,10 +102,19 @@ def _tone_speech(path: Path, seconds: float, seed: int = 0) -> list[tuple[str, f
     return words
 
 
-def _edge_words(truth, windows):
-    """Words that some window edge (other than the file's own ends) cuts in two."""
-    edges = [w.start for w in windows[1:]] + [w.start + w.duration for w in windows[:-1]]
-    return [i for i, (_, start, end) in enumerate(truth) if any(start < e < end for e in edges)]
+class ToneVAD:
+    """Stand-in for SileroVAD: a 32 ms frame is speech (1.0) if any tone sounds in it, else 0.0."""
+
+    frame_seconds = 512 / SAMPLE_RATE
+
+    def probabilities(self, blocks):
+        pending = np.zeros(0, dtype=np.float32)
+        for block in [*blocks, np.zeros(511, dtype=np.float32)]:  # the padding flushes a last partial frame
+            pending = np.concatenate([pending, block])
+            count = len(pending) // 512
+            frames = pending[: count * 512].reshape(count, 512)
+            yield from (np.abs(frames).max(axis=1) > AMPLITUDE / 10).astype(float).tolist()
+            pending = pending[count * 512:]
 
 
 @pytest.fixture(scope="module")
@@ -120,139 +128,176 @@ def _tone_loaded() -> LoadedModel:
     return LoadedModel(model=ToneModel(), features=FeatureConfig(), tokenizer=TOKENIZER)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("window,overlap", [(20.0, 4.0), (7.0, 2.0)])
-def test_thirty_minutes_in_windows_match_the_ground_truth_words_and_times(thirty_minutes, window, overlap):
+def test_thirty_minutes_cut_at_pauses_match_the_ground_truth_words_and_times(thirty_minutes, monkeypatch):
     path, truth = thirty_minutes
-    options = TranscribeOptions(window_seconds=window, overlap_seconds=overlap, batch_windows=8, jobs=2)
-    windows = plan_windows(30 * 60, 0.04, options)
-    boundary = _edge_words(truth, windows)
-    assert len(boundary) > 50, "too few words at window edges for the test to mean anything"
+    monkeypatch.setattr(transcribe, "load_vad", lambda name: ToneVAD())
+    reads = []
+    monkeypatch.setattr(transcribe, "load_audio", lambda p, offset=0.0, duration=None:
+                        reads.append((offset, duration)) or load_audio(p, offset, duration))
+    # A two-letter tone word alone is 0.18 s of "speech", less than any spoken word (the default
+    # min_speech_seconds drops it as a click).
+    options = TranscribeOptions(segments=SegmentOptions(min_speech_seconds=0.1), batch_segments=8, jobs=2)
 
-    hyp = transcribe_file(_tone_loaded(), path, GreedyDecoder(TOKENIZER), options)
+    hyp = transcribe.transcribe(_tone_loaded(), path, GreedyDecoder(TOKENIZER), options)
 
     assert [w.text for w in hyp.words] == [text for text, _, _ in truth]  # none lost, doubled or cut short
     assert hyp.text == " ".join(text for text, _, _ in truth)
     assert TOKENIZER.decode(hyp.tokens) == hyp.text
     for word, (text, start, end) in zip(hyp.words, truth):
         assert abs(word.start - start) <= 0.1 and abs(word.end - end) <= 0.1, (text, word, start, end)
-    frame_times = [f * 0.04 for f in hyp.frames]
-    assert frame_times == sorted(frame_times) and 0 <= frame_times[0] and frame_times[-1] < 30 * 60
-    # Each word at a window edge appears exactly once, at its own time.
-    for i in boundary:
-        text, start, _ = truth[i]
-        assert sum(w.text == text and abs(w.start - start) < 0.5 for w in hyp.words) == 1, truth[i]
+    # Memory stays flat: the file was never read whole, each segment is at most 20 s (+ pads) ...
+    assert len(reads) > 80 and max(d for _, d in reads) <= 20.0 + 2 * 0.3 + 0.1
+    # ... segments do not overlap, and long silences (4-9 s pauses) were not decoded.
+    spans = sorted((o, o + d) for o, d in reads)
+    assert all(a_end <= b_start + 1e-6 for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    long_pauses = sum(b[1] - a[2] for a, b in zip(truth, truth[1:]) if b[1] - a[2] > 4)
+    assert sum(d for _, d in reads) < 30 * 60 - 0.8 * long_pauses
 
 
-@pytest.mark.slow
-def test_cutting_at_the_window_edge_instead_breaks_boundary_words(thirty_minutes, monkeypatch):
-    """Control: the ground-truth check above does catch bad stitching. Cutting where the
-    right window starts takes words from a window that heard only their end."""
-    path, truth = thirty_minutes
-    monkeypatch.setattr(transcribe, "choose_cut", lambda left, right, lo, hi: lo + 0.05)
-    options = TranscribeOptions(window_seconds=7.0, overlap_seconds=2.0)
-    hyp = transcribe_file(_tone_loaded(), path, GreedyDecoder(TOKENIZER), options)
-    truth_words = [text for text, _, _ in truth]
-    assert [w.text for w in hyp.words] != truth_words
-    assert len(set(w.text for w in hyp.words) - set(truth_words)) > 10  # many words cut short
+def test_segments_end_at_pauses_or_at_the_longest_one():
+    """group_regions on made-up VAD regions (frames of 0.1 s): pauses of >= min_pause end a
+    segment, a segment longer than max is cut at its longest pause, short blips are dropped,
+    and pads reach at most half-way into a pause."""
+    options = SegmentOptions(min_pause_seconds=0.5, max_segment_seconds=3.0, pad_seconds=0.2,
+                             min_speech_seconds=0.25)
+    regions = [Region(10, 20), Region(22, 30),  # 1.0-3.0 s, one 0.2 s pause inside
+               Region(40, 41),  # 4.0-4.1 s: a click (0.1 s of speech), dropped
+               Region(60, 70), Region(71, 75), Region(78, 80), Region(81, 95)]  # 2.1 s + 0.3 s pause + ...
+    segments = [(round(a, 3), round(b, 3)) for a, b in group_regions(regions, 0.1, options)]
+    assert segments == [(0.8, 3.2),  # one segment, padded 0.2 s on each side
+                        (5.8, 7.65),  # 6.0-7.5 s: the 7.5-7.8 pause was the longest of a 3.5 s group
+                        (7.65, 9.7)]  # ... pads meet half-way into it
+    long_run = list(speech_regions([0.9] * 40 + [0.2] * 5 + [0.9] * 100, max_frames=50, threshold=0.5))
+    assert long_run[0] == Region(0, 40) and all(r.end - r.start <= 50 for r in long_run)
+    assert sum(r.end - r.start for r in long_run) == 140  # cut without a pause, nothing lost
 
 
-@pytest.mark.parametrize("duration", [0.5, 19.99, 20.0, 20.03, 20.04, 20.05, 31.7, 36.0, 37.0, 600.0, 3600.3])
-def test_windows_cover_the_file_with_the_requested_overlap(duration):
-    options = TranscribeOptions(window_seconds=20.0, overlap_seconds=4.0)
-    windows = plan_windows(duration, 0.04, options)
-    assert windows[0].start == 0 and windows[-1].duration is None  # the last one reads to the end
-    if duration <= 20.0:
-        assert len(windows) == 1
-        return
-    assert duration - windows[-1].start >= 20.0 - 1e-6  # the last window is full length too
-    assert windows[0].keep_start == 0 and windows[-1].keep_end == math.inf
-    for a, b in zip(windows, windows[1:]):
-        assert a.duration == 20.0
-        assert a.start < b.start <= a.start + 16.0 + 1e-6  # overlap >= 4 s, no gap
-        assert math.isclose(b.start / 0.04, round(b.start / 0.04), abs_tol=1e-6)  # on the frame grid
-        # Each keeps all but the outer quarter of an overlap, so the kept spans still overlap.
-        overlap = a.start + 20.0 - b.start
-        assert math.isclose(b.keep_start, b.start + overlap / 4, abs_tol=1e-5)
-        assert math.isclose(a.keep_end, a.start + 20.0 - overlap / 4, abs_tol=1e-5)
+def test_speech_starts_at_threshold_and_ends_below_it_minus_the_hysteresis():
+    probs = [0.1, 0.6, 0.4, 0.36, 0.3, 0.2, 0.55, 0.2]
+    assert list(speech_regions(probs, max_frames=100, threshold=0.5)) == [Region(1, 4), Region(6, 7)]
 
 
-def test_bad_window_options_are_config_errors():
-    from asr.config import ConfigError
-
-    with pytest.raises(ConfigError):
-        TranscribeOptions(window_seconds=10.0, overlap_seconds=6.0)
-    with pytest.raises(ConfigError):
-        TranscribeOptions(jobs=0)
+def _silero_or_skip():
+    try:
+        return load_vad("silero")
+    except VadUnavailable as err:
+        pytest.skip(str(err))
 
 
-# ---- a real (tiny, untrained) CTCModel -------------------------------------------------
+def test_silero_streamed_in_blocks_equals_silero_on_the_whole_recording(speech_dir):
+    """Our block-wise run of the model (state carried between blocks) against silero-vad's own
+    whole-array function, on odd block sizes."""
+    from silero_vad import load_silero_vad
+
+    vad = _silero_or_skip()
+    audio = np.concatenate([load_audio(p) for p in sorted(speech_dir.glob("*.wav"))])
+    reference = load_silero_vad(sequence=True).audio_forward(audio)  # (frames,)
+    for size in (1000, 16000 * 7 + 3, len(audio)):
+        blocks = (audio[i: i + size] for i in range(0, len(audio), size))
+        assert np.allclose(list(vad.probabilities(blocks)), reference, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(TOKENIZER))).eval()
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_atomic(make_checkpoint(model, FeatureConfig(), TOKENIZER), path)
-    return path
+def sentences_with_pauses(speech_dir, tmp_path_factory):
+    """The six espeak sentences three times over, with random 0.6-3 s pauses and one 10 s
+    silence: (wav path, [(sentence, speech start, speech end)] with the true speech edges
+    (first and last 10 ms frame within 40 dB of the sentence's loudest))."""
+    rng = np.random.default_rng(0)
+    clips = [(text, load_audio(speech_dir / f"utt{i}.wav")) for i, text in enumerate(SENTENCES)] * 3
+    audio, truth, now = [], [], 0.0
+    for k, (text, clip) in enumerate(clips):
+        rms = np.sqrt((clip[: len(clip) // 160 * 160].reshape(-1, 160) ** 2).mean(axis=1))
+        speech = np.nonzero(rms > 0.01 * rms.max())[0]
+        truth.append((text, now + speech[0] * 0.01, now + (speech[-1] + 1) * 0.01))
+        pause = 10.0 if k == 8 else rng.uniform(0.6, 3.0)
+        audio += [clip, np.zeros(round(pause * SAMPLE_RATE), dtype=np.float32)]
+        now += len(clip) / SAMPLE_RATE + round(pause * SAMPLE_RATE) / SAMPLE_RATE
+    path = tmp_path_factory.mktemp("pauses") / "sentences.wav"
+    sf.write(path, np.concatenate(audio), SAMPLE_RATE)
+    return path, truth
 
 
-def test_a_file_shorter_than_a_window_is_decoded_exactly_as_evaluate_does(tiny_checkpoint, speech_manifest):
-    """One window = one utterance: same features and per-utterance CMVN as training and evaluation."""
+def test_silero_finds_the_pauses_between_sentences(sentences_with_pauses):
+    """One segment per sentence; each holds all of its sentence, and its edges are within
+    100 ms of the speech edges once the pad is taken off; the 10 s silence is not decoded."""
+    path, truth = sentences_with_pauses
+    options = SegmentOptions()
+    segments = plan_segments(Recording(path), _silero_or_skip(), options)
+    assert len(segments) == len(truth)
+    for (start, end), (text, speech_start, speech_end) in zip(segments, truth):
+        assert start <= speech_start and speech_end <= end, text  # nothing of the sentence lost
+        assert start + options.pad_seconds >= speech_start - 0.1, text
+        assert end - options.pad_seconds <= speech_end + 0.1, text
+    assert sum(end - start for start, end in segments) < sf.info(path).duration - 15
+
+
+def test_an_array_and_its_file_give_the_same_transcript(tiny_checkpoint, sentences_with_pauses):
+    path, _ = sentences_with_pauses
+    _silero_or_skip()
+    loaded = load_model(tiny_checkpoint)
+    from_file = transcribe.transcribe(loaded, path)
+    from_array = transcribe.transcribe(loaded, load_audio(path))
+    assert from_file.words and (from_file.text, from_file.words) == (from_array.text, from_array.words)
+
+
+def test_without_a_vad_a_short_file_is_decoded_exactly_as_evaluate_does(tiny_checkpoint, speech_manifest):
+    """`--vad none`: one segment = one utterance, with the same features and CMVN as evaluation."""
     loaded = load_model(tiny_checkpoint)
     decoder = GreedyDecoder(loaded.tokenizer)
     utterances = read_manifest(speech_manifest)
     reference = decode_utterances(loaded.model, loaded.features, utterances, decoder)
+    options = TranscribeOptions(segments=SegmentOptions(vad="none"))
     for utt in utterances:
-        hyp = transcribe_file(loaded, utt.audio_path, decoder)
+        hyp = transcribe.transcribe(loaded, utt.audio_path, decoder, options)
         assert (hyp.tokens, hyp.frames) == (reference[utt.id].tokens, reference[utt.id].frames)
 
 
-def test_real_model_on_three_minutes_runs_window_by_window(tiny_checkpoint, speech_dir, tmp_path, monkeypatch):
-    """A few minutes of speech through the real model: every window is read on its own
-    (never the whole file), features are the window's own LogMel (per-window CMVN), and the
-    stitched words are in order and inside the audio."""
-    sentences = [load_audio(p) for p in sorted(speech_dir.glob("*.wav"))]
-    pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
-    audio = np.concatenate([np.concatenate([s, pause]) for s in sentences] * 20)[: 180 * SAMPLE_RATE]
-    path = tmp_path / "three_minutes.wav"
-    sf.write(path, audio, SAMPLE_RATE)
+def test_without_silero_short_files_work_and_long_ones_say_what_to_install(tiny_checkpoint, speech_dir,
+                                                                         sentences_with_pauses, monkeypatch):
+    def missing(name):
+        raise VadUnavailable("the silero VAD needs onnxruntime: pip install 'asr[vad]'")
 
-    reads = []
-    monkeypatch.setattr(transcribe, "load_audio", lambda p, offset=0.0, duration=None:
-                        reads.append((offset, duration)) or load_audio(p, offset, duration))
+    monkeypatch.setattr(transcribe, "load_vad", missing)
     loaded = load_model(tiny_checkpoint)
-    options = TranscribeOptions(window_seconds=12.0, overlap_seconds=3.0, batch_windows=4)
-    hyp = transcribe_file(loaded, path, GreedyDecoder(loaded.tokenizer), options)
-
-    windows = plan_windows(180.0, loaded.frame_seconds, options)
-    assert sorted(reads) == [(w.start, w.duration) for w in windows]
-    assert all(d is None or d <= 12.0 for _, d in reads)
-    starts = [w.start for w in hyp.words]
-    assert starts == sorted(starts) and all(0 <= w.start < w.end <= 180.0 + 0.04 for w in hyp.words)
-    assert hyp.text == " ".join(w.text for w in hyp.words)
+    long, _ = sentences_with_pauses
+    short = speech_dir / "utt0.wav"
+    results = dict(iter_transcripts(loaded, [short, long], GreedyDecoder(loaded.tokenizer)))
+    assert isinstance(results[short], Hypothesis)
+    assert isinstance(results[long], AudioError)
+    assert "pip install 'asr[vad]'" in str(results[long]) and str(results[long]).startswith(str(long))
 
 
-def test_a_file_failing_midway_is_one_error_in_its_place(tiny_checkpoint, speech_dir, tmp_path, monkeypatch):
-    """A window that cannot be read fails its file only; results still come in input order."""
+def test_a_file_failing_midway_is_one_error_in_its_place(tiny_checkpoint, sentences_with_pauses, speech_dir,
+                                                         monkeypatch):
+    """A segment that cannot be read fails its file only; results still come in input order."""
+    long, _ = sentences_with_pauses
     short = sorted(speech_dir.glob("*.wav"))
-    long = tmp_path / "long.wav"
-    sf.write(long, np.concatenate([load_audio(p) for p in short] * 8), SAMPLE_RATE)
+    _silero_or_skip()
 
     def flaky(path, offset=0.0, duration=None):
-        if Path(path) == long and offset > 0:
+        if Path(path) == long and offset > 10:
             raise AudioError(path, "read error")
         return load_audio(path, offset, duration)
 
     monkeypatch.setattr(transcribe, "load_audio", flaky)
     loaded = load_model(tiny_checkpoint)
     paths = [short[0], long, short[1]]
-    options = TranscribeOptions(window_seconds=6.0, overlap_seconds=1.0, batch_windows=3, jobs=2)
+    options = TranscribeOptions(batch_segments=3, jobs=2)
     results = list(iter_transcripts(loaded, paths, GreedyDecoder(loaded.tokenizer), options))
     assert [path for path, _ in results] == paths
     assert [type(result).__name__ for _, result in results] == ["Hypothesis", "AudioError", "Hypothesis"]
     assert str(results[1][1]).startswith(str(long))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max-segment-seconds", "3600"], "max_segment_seconds must be between"),
+    (["--batch-segments", "0"], "batch_segments must be between"),
+    (["--vad-threshold", "1.5"], "vad_threshold must be between"),
+])
+def test_out_of_range_segmenting_options_are_one_error_line(tiny_checkpoint, speech_dir, capsys, flags, message):
+    assert main(["transcribe", str(speech_dir / "utt0.wav"), "--model", str(tiny_checkpoint), *flags]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
 # ---- batch runs: output as it goes, kill, resume ---------------------------------------
@@ -337,3 +382,86 @@ def test_txt_output_resumes_too(tiny_checkpoint, speech_dir, tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert lines[0] == f"{files[0]}\tdone before"
     assert sorted(line.split("\t")[0] for line in lines) == files
+
+
+def test_output_dir_writes_one_valid_file_per_input_and_format(tiny_checkpoint, speech_dir, tmp_path):
+    import srt
+    import webvtt
+
+    nested = tmp_path / "in" / "day2"
+    nested.mkdir(parents=True)
+    (nested / "late.wav").symlink_to(speech_dir / "utt5.wav")
+    out = tmp_path / "out"
+    inputs = [speech_dir / "utt0.wav", speech_dir / "utt1.wav", tmp_path / "in"]
+    assert main(["transcribe", *map(str, inputs), "--model", str(tiny_checkpoint), "--format", "all",
+                 "--output-dir", str(out)]) == 0
+    names = ["utt0", "utt1", "day2/late"]  # a folder's files keep their path below it
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == \
+        sorted(f"{n}.{ext}" for n in names for ext in ("txt", "jsonl", "srt", "vtt"))
+    for name, source in zip(names, [inputs[0], inputs[1], nested / "late.wav"]):
+        row = json.loads((out / f"{name}.jsonl").read_text())
+        assert row["file"] == str(source)
+        assert (out / f"{name}.txt").read_text() == row["text"] + "\n"
+        subtitles = list(srt.parse((out / f"{name}.srt").read_text()))
+        captions = webvtt.read(str(out / f"{name}.vtt")).captions
+        assert [s.index for s in subtitles] == list(range(1, len(subtitles) + 1))  # numbered per file
+        assert " ".join(s.content for s in subtitles) == " ".join(c.text for c in captions) == row["text"]
+    # --resume skips the inputs whose files are all there
+    (out / "utt1.srt").unlink()
+    (out / "utt0.txt").write_text("kept\n")
+    assert main(["transcribe", *map(str, inputs), "--model", str(tiny_checkpoint), "--format", "txt,srt",
+                 "--output-dir", str(out), "--resume"]) == 0
+    assert (out / "utt1.srt").exists() and (out / "utt0.txt").read_text() == "kept\n"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--format", "srt"], "srt on stdout takes one input, got 2 files; use --output-dir DIR"),
+    (["--format", "txt,vtt"], "2 formats need --output-dir DIR"),
+    (["--format", "vtt", "--output", "x.vtt"], "--output appends a line per file"),
+    (["--format", "doc"], "unknown --format 'doc'"),
+])
+def test_output_that_cannot_fit_the_inputs_is_refused_in_one_line(speech_dir, tmp_path, capsys, flags, message):
+    args = ["transcribe", str(speech_dir / "utt0.wav"), str(speech_dir / "utt1.wav"),
+            "--model", str(tmp_path / "never-loaded.pt"), *flags]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], captured.err
+    assert captured.out == ""
+
+
+def test_srt_for_one_input_goes_to_stdout(tiny_checkpoint, speech_dir, capsys):
+    import srt
+
+    assert main(["transcribe", str(speech_dir / "utt0.wav"), "--model", str(tiny_checkpoint),
+                 "--format", "srt"]) == 0
+    list(srt.parse(capsys.readouterr().out))  # parses
+
+
+def test_an_empty_folder_among_inputs_is_a_warning_line(tiny_checkpoint, speech_dir, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["transcribe", str(empty), str(speech_dir / "utt0.wav"), "--model", str(tiny_checkpoint)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"warning: {empty}: no audio files in this folder"]
+    assert captured.out.startswith(str(speech_dir / "utt0.wav"))
+    assert main(["transcribe", str(empty), "--model", str(tiny_checkpoint)]) == 1
+    assert "error: " in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_the_readme_first_transcribe_example_runs_as_written_on_the_bundled_samples():
+    """README.md's first `asr transcribe` command, on data/samples/ with the bundled model."""
+    readme = (ROOT / "README.md").read_text()
+    command = next(line.split("#")[0].split() for line in readme.splitlines() if line.startswith("asr transcribe "))
+    result = subprocess.run([sys.executable, "-m", "asr", *command[1:]], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    samples = sorted((ROOT / "data" / "samples").glob("*.flac"))
+    assert len(samples) >= 3 and all(p.with_suffix(".txt").read_text().strip() for p in samples)
+    lines = result.stdout.splitlines()
+    assert [ROOT / line.split("\t")[0] for line in lines] == samples
+    assert all(line.split("\t")[1].strip() for line in lines)  # the bundled model hears something in each

@@ -4,7 +4,7 @@
 #   ./run.sh --conf 100h --device cuda                  # train-clean-100 on one GPU, all stages
 #   ./run.sh --conf 960h --nproc 8 --device cuda        # 960 h on the 8 GPUs of this machine
 #   ./run.sh --conf 100h --stage 4 --avg 5              # decode the last 5 epochs averaged, report
-#   ./run.sh --conf mini -- --train.max_steps 20        # after --: flags for `asr train`
+#   ./run.sh --conf mini -- --train.max-steps 20        # after --: flags for `asr train`
 #
 # Stages:
 #   1  download and extract the subsets into $root             (resumes; skips finished ones)
@@ -79,7 +79,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     launch=($asr)
   fi
   "${launch[@]}" train --config "$recipe/conf/$conf.yaml" --exp-dir "$exp" --train.device "$device" \
-    --train_manifest "data/train-$conf.jsonl" --dev_manifest "data/$dev_set.jsonl" \
+    --train-manifest "data/train-$conf.jsonl" --dev-manifest "data/$dev_set.jsonl" \
     ${train_args[@]+"${train_args[@]}"}
 fi
 
