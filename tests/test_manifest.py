@@ -13,7 +13,7 @@ from conftest import tone
 from asr.audio import SAMPLE_RATE
 from asr.cli import main
 from asr.corpora.importers import import_folder, import_kaldi_dir, import_librispeech
-from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
+from asr.data.manifest import ManifestError, Utterance, read_manifest, read_mix, write_manifest
 
 
 def _audio(path: Path, seconds: float, rate: int = SAMPLE_RATE) -> str:
@@ -261,3 +261,23 @@ def test_duplicate_ids_are_a_one_line_cli_error(tmp_path, capsys):
 def test_missing_manifest(tmp_path):
     with pytest.raises(ManifestError, match=f"{tmp_path / 'nope.jsonl'}: manifest not found"):
         read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_read_mix_repeats_manifests_with_unique_ids(tmp_path):
+    real = [Utterance("r1", "a.wav", 1.0, "one", "s1"), Utterance("r2", "b.wav", 2.0, "two", "s2")]
+    synth = [Utterance("s1", "c.wav", 3.0, "three", "v1")]
+    write_manifest(real, tmp_path / "real.jsonl")
+    write_manifest(synth, tmp_path / "synth.jsonl")
+    mix = read_mix(f"{tmp_path / 'real.jsonl'}*3, {tmp_path / 'synth.jsonl'}")
+    assert [u.id for u in mix] == ["r1", "r1~2", "r1~3", "r2", "r2~2", "r2~3", "s1"]
+    assert sum(u.duration for u in mix) == 3 * 3.0 + 3.0
+    assert {u.audio_path for u in mix if u.id.startswith("r1")} == {str(tmp_path / "a.wav")}
+    assert read_mix(str(tmp_path / "synth.jsonl")) == read_manifest(tmp_path / "synth.jsonl")
+
+
+@pytest.mark.parametrize("spec,message", [("{real}*0", "PATH\\*N"), ("{real}*two", "PATH\\*N"),
+                                          ("{real}, {real}", "in both")])
+def test_read_mix_errors_name_the_problem(tmp_path, spec, message):
+    write_manifest([Utterance("r1", "a.wav", 1.0, "one", "s1")], tmp_path / "real.jsonl")
+    with pytest.raises(ManifestError, match=message):
+        read_mix(spec.format(real=tmp_path / "real.jsonl"))

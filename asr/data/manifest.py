@@ -10,13 +10,18 @@ Each line is an object with
 
 Manifests are written atomically, so an interrupted `prepare` never leaves a
 half-written file behind.
+
+Training can read a mix of manifests, some repeated to weight them (`read_mix`):
+    "data/train.jsonl*2, data/synth.jsonl"   -> every train utterance twice, synth once
+Repeated copies get the ids "ID~2", "ID~3", ... so that ids stay unique (and, in the
+training dataset, each copy draws its own augmentation).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from asr.atomic import atomic_write
@@ -84,6 +89,27 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             )
     if not utterances:
         raise ManifestError(f"{path}: manifest is empty")
+    return utterances
+
+
+def read_mix(spec: str) -> list[Utterance]:
+    """Read "PATH[*REPEATS], PATH[*REPEATS], ..." (one plain path is the common case).
+    Raises ManifestError for a bad repeat count or an utterance id found in two manifests."""
+    utterances, source = [], {}
+    for item in (part.strip() for part in spec.split(",")):
+        path, _, count = item.partition("*")
+        try:
+            repeats = int(count) if count else 1
+        except ValueError:
+            repeats = 0
+        if repeats < 1:
+            raise ManifestError(f"{item!r}: expected PATH or PATH*N with a whole N >= 1 (in {spec!r})")
+        for utt in read_manifest(path.strip()):
+            if utt.id in source:
+                raise ManifestError(f"utterance id {utt.id!r} is in both {source[utt.id]} and {path.strip()}")
+            source[utt.id] = path.strip()
+            utterances.append(utt)
+            utterances.extend(replace(utt, id=f"{utt.id}~{copy}") for copy in range(2, repeats + 1))
     return utterances
 
 
