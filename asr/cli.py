@@ -102,6 +102,8 @@ def cmd_train(args) -> int:
     if not config.train_manifest:
         raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train_manifest")
     trainer = run(config, args.exp_dir)
+    if trainer.stop_signal is not None:  # saved and said so; shells expect 128 + signal number
+        return 128 + trainer.stop_signal
     if trainer.dist.is_main:  # under torchrun, one line rather than one per process
         print(f"finished at step {trainer.state.step}; checkpoints in {args.exp_dir}")
     return 0

@@ -11,7 +11,9 @@ The loop is a row of small functions: `get_lr` (pure schedule), `compute_loss`,
 `optimizer_step`, `train_one_epoch`, `validate` and `run`. Killing the process at
 any moment and running the same command again continues from last.pt: the model,
 optimizer, step, sampler position and RNG states are restored, so the resumed run
-ends with the same weights as an uninterrupted one.
+ends with the same weights as an uninterrupted one. SIGINT (Ctrl-C) or SIGTERM
+(`kill`, a job scheduler) lose nothing: the run finishes its step, writes last.pt
+and stops (a second Ctrl-C stops at once, without saving).
 
 Several processes (`torchrun --nproc_per_node=N -m asr train ...`, see
 asr.distributed) train one model with DistributedDataParallel: rank r takes every
@@ -28,6 +30,8 @@ import contextlib
 import json
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +43,7 @@ from tqdm import tqdm
 
 from asr.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from asr.config import ConfigError, to_dict
-from asr.data.dataset import UtteranceDataset, collate
+from asr.data.dataset import UtteranceDataset, collate, ignore_interrupts
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import GreedyDecoder
@@ -157,6 +161,7 @@ class Trainer:
         if config.train.max_steps:
             self.total_steps = min(self.total_steps, config.train.max_steps)
         self.state = TrainState()
+        self.stop_signal: int | None = None  # set by SIGINT/SIGTERM: save and stop at the next step boundary
 
     @property
     def use_amp(self) -> bool:
@@ -171,6 +176,7 @@ class Trainer:
         # so resuming mid-epoch leaves the global RNG stream exactly as saved.
         return torch.utils.data.DataLoader(dataset, batch_sampler=self.sampler, collate_fn=collate,
                                            num_workers=workers, persistent_workers=False,
+                                           worker_init_fn=ignore_interrupts,
                                            prefetch_factor=4 if workers else None,
                                            generator=torch.Generator().manual_seed(self.config.train.seed))
 
@@ -228,6 +234,13 @@ class Trainer:
         if self.dist.is_main:
             tqdm.write(message)
 
+    def should_stop(self) -> bool:
+        """Whether a stop signal reached any rank (a collective call: every rank at the same point)."""
+        signalled, = self.dist.sum([float(self.stop_signal is not None)], self.device)
+        if signalled and self.stop_signal is None:
+            self.stop_signal = signal.SIGTERM  # another rank's (torchrun passes SIGTERM on to every rank)
+        return signalled > 0
+
 
 def optimizer_step(trainer: Trainer, batches: list[dict], lr: float) -> tuple[float, float]:
     """One update from this rank's `batches` (grad_accum of them). Returns (loss, gradient norm)."""
@@ -250,7 +263,7 @@ def optimizer_step(trainer: Trainer, batches: list[dict], lr: float) -> tuple[fl
 
 
 def train_one_epoch(trainer: Trainer) -> bool:
-    """Run the rest of the current epoch. Returns False when max_steps stopped it early."""
+    """Run the rest of the current epoch. Returns False when max_steps or a stop signal ended it early."""
     cfg, state = trainer.config.train, trainer.state
     trainer.sampler.set_epoch(state.epoch, start_batch=state.batch_in_epoch)
     trainer.model.train()
@@ -280,6 +293,8 @@ def train_one_epoch(trainer: Trainer) -> bool:
                 validate(trainer)
             if state.step % cfg.checkpoint_every == 0:
                 trainer.save()
+            if trainer.should_stop():
+                return False
     state.epoch += 1
     state.batch_in_epoch = 0
     return True
@@ -310,25 +325,59 @@ def run(config: RunConfig, exp_dir: str | Path) -> Trainer:
     exp_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, exp_dir)
     try:
-        if trainer.restore():
-            if trainer.dist.is_main:
-                _truncate_log(exp_dir / "metrics.jsonl", trainer.state.step)
-            trainer.say(f"resumed from {exp_dir / 'last.pt'} at step {trainer.state.step}")
-        if trainer.dist.is_main:
-            (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        trainer.say(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "
-                    f"{trainer.dist.world_size} process(es), {trainer.steps_per_epoch} steps/epoch")
-        while trainer.state.epoch < config.train.epochs:
-            if not train_one_epoch(trainer):
-                break
-            validate(trainer)
-            trainer.save_epoch()  # before last.pt: a resume from last.pt never skips an epoch file
-            trainer.save()
-        trainer.save()
+        with _stop_on_signals(trainer):
+            _train(trainer, exp_dir)
     finally:
         if trainer.owns_process_group:
             trainer.dist.leave()
     return trainer
+
+
+def _train(trainer: Trainer, exp_dir: Path) -> None:
+    """Resume if there is a last.pt, then run epochs until done, max_steps or a stop signal."""
+    config = trainer.config
+    if trainer.restore():
+        if trainer.dist.is_main:
+            _truncate_log(exp_dir / "metrics.jsonl", trainer.state.step)
+        trainer.say(f"resumed from {exp_dir / 'last.pt'} at step {trainer.state.step}")
+    if trainer.dist.is_main:
+        (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    trainer.say(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "
+                f"{trainer.dist.world_size} process(es), {trainer.steps_per_epoch} steps/epoch")
+    while trainer.state.epoch < config.train.epochs and not trainer.should_stop():
+        if not train_one_epoch(trainer):
+            break
+        validate(trainer)
+        trainer.save_epoch()  # before last.pt: a resume from last.pt never skips an epoch file
+        trainer.save()
+    stopped = trainer.stop_signal is not None
+    trainer.save()
+    if stopped:
+        trainer.say(f"stopped by {signal.Signals(trainer.stop_signal).name} at step {trainer.state.step}: "
+                    f"saved {exp_dir / 'last.pt'}; run the same command to resume")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer):
+    """While training, SIGINT and SIGTERM ask for a save and a stop at the next step boundary;
+    a second one stops at once (KeyboardInterrupt). Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if trainer.stop_signal is not None:
+            raise KeyboardInterrupt
+        trainer.stop_signal = signum
+        trainer.say(f"{signal.Signals(signum).name}: stopping after this step and saving last.pt "
+                    "(Ctrl-C again stops at once, without saving)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _pick_device(name: str, local_rank: int = 0) -> torch.device:

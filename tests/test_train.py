@@ -109,6 +109,14 @@ def _logged_step(exp_dir: Path) -> int:
     return json.loads(lines[-1])["step"] if lines and lines[-1].endswith("}") else -1  # last line may be partial
 
 
+def _logged_steps(exp_dir: Path) -> dict[int, int]:
+    """{step: epoch} of the complete loss lines of metrics.jsonl so far."""
+    path = exp_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    records = [json.loads(line) for line in lines if line.endswith("}")]  # the last line may be partial
+    return {r["step"]: r["epoch"] for r in records if "loss" in r}
+
+
 def _comparable(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "audio_sec_per_sec"} for r in records]  # timings differ
 
@@ -164,3 +172,50 @@ def test_killed_run_resumes_to_the_same_weights(resume_config, uninterrupted_exp
     steps = [r["step"] for r in records if "loss" in r]
     assert steps == sorted(set(steps)), "duplicated or missing steps after the resume"
     assert _comparable(records) == _comparable(_metrics(uninterrupted_exp))
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run(resume_config, uninterrupted_exp,
+                                                                                 tmp_path, stop):
+    """Ctrl-C (SIGINT to the whole process group, DataLoader worker included) or SIGTERM (to the
+    trainer alone) between checkpoints: last.pt is written at the next step boundary, the command
+    exits with 128 + the signal number, and the resume ends with the uninterrupted run's weights."""
+    signum = getattr(signal, stop)
+    exp_dir = tmp_path / "exp"
+    command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
+               "--train.num_workers", "1" if stop == "SIGINT" else "0",
+               "--train.checkpoint_every", "1000"]  # no periodic last.pt: only the signal writes one mid-epoch
+    proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    # Signal just after the first step of an epoch (from epoch 1 on), so that the next step
+    # boundary is not an epoch's end (where a run would stop anyway to evaluate).
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "no epoch start seen within 120 s"
+        steps = _logged_steps(exp_dir)  # {step: epoch}
+        signalled_after = max(steps, default=0)
+        if steps.get(signalled_after, 0) > 0 and steps.get(signalled_after - 1) == steps[signalled_after] - 1:
+            break
+        time.sleep(0.005)
+    (os.killpg if stop == "SIGINT" else os.kill)(proc.pid, signum)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, output
+
+    stopped_at = _saved_step(exp_dir / "last.pt")
+    total_steps = read_checkpoint(uninterrupted_exp / "last.pt")["train_state"]["state"]["step"]
+    # The step under way (or just finished) when the signal came is the last one.
+    assert stopped_at in (signalled_after, signalled_after + 1), (signalled_after, stopped_at)
+    assert stopped_at < total_steps
+    assert f"stopped by {stop} at step {stopped_at}: saved {exp_dir / 'last.pt'}" in output
+    assert max(_logged_steps(exp_dir)) == stopped_at  # that step was finished and logged, not dropped
+
+    command[-1] = "4"  # the resumed run checkpoints as the uninterrupted one did (weights do not depend on it)
+    resumed = subprocess.run(command, env=ONE_THREAD_ENV, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed from {exp_dir / 'last.pt'} at step {stopped_at}" in resumed.stdout + resumed.stderr
+    final, reference = read_checkpoint(exp_dir / "last.pt"), read_checkpoint(uninterrupted_exp / "last.pt")
+    assert final["train_state"]["state"] == reference["train_state"]["state"]
+    for name, tensor in reference["model_state_dict"].items():
+        assert torch.equal(final["model_state_dict"][name], tensor), name
+    assert _comparable(_metrics(exp_dir)) == _comparable(_metrics(uninterrupted_exp))
