@@ -6,6 +6,7 @@
     asr synth --text-manifest TRAIN.jsonl --out-dir D --manifest OUT.jsonl --count N
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
     asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
+    asr plot EXP_DIR... [--out FILE]          training curves of one or several runs in one PNG
     asr evaluate --model CKPT --manifest M [--out-dir D] [--decoder beam --lm LM --lexicon LEX ...]
     asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt|jsonl|srt|vtt]   (default model: bundled)
         [--output F [--resume]] [--jobs N]   append lines to F as files finish; skip those already there
@@ -117,6 +118,19 @@ def cmd_average(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from asr.plot import plot_runs
+
+    out = plot_runs(args.exp_dirs, args.out)
+    print(f"wrote {out} ({len(args.exp_dirs)} run(s))")
+    return 0
+
+
+def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="torch threads for the model (default: half the cores; "
+                                                     "1 when other jobs share the machine)")
+
+
 def decoding_options(args, loaded):
     """The checkpoint's stored decoding options, overridden by the decoding flags given.
     --lm or --lexicon without --decoder means beam search."""
@@ -135,7 +149,9 @@ def cmd_evaluate(args) -> int:
     from asr.data.manifest import read_manifest
     from asr.decode import make_decoder
     from asr.evaluate import evaluate
+    from asr.threads import set_threads
 
+    set_threads(args.threads)
     loaded = load_model(args.model, args.device)
     utterances = read_manifest(args.manifest)
     name = Path(args.manifest).name.removesuffix(".jsonl")
@@ -158,7 +174,9 @@ def cmd_transcribe(args) -> int:
         expand_inputs,
         transcribe_many,
     )
+    from asr.threads import set_threads
 
+    set_threads(args.threads)
     loaded = load_model(args.model or default_model_path())
     decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
     paths = expand_inputs(args.inputs)
@@ -308,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output checkpoint (default: EXP/avg-last-N.pt or EXP/avg-best-N.pt)")
     p.set_defaults(func=cmd_average)
 
+    p = sub.add_parser("plot", help="draw the training curves (loss, lr, dev WER/CER) of one or several runs")
+    p.add_argument("exp_dirs", nargs="+", metavar="EXP_DIR", help="training folders (each with metrics.jsonl)")
+    p.add_argument("--out", default="curves.png", help="PNG to write (default: curves.png here)")
+    p.set_defaults(func=cmd_plot)
+
     p = sub.add_parser("evaluate", help="decode a manifest and report WER/CER")
     p.add_argument("--model", required=True)
     p.add_argument("--manifest", required=True)
@@ -315,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(p, DecodingOptions)  # defaults: the model's stored decoding options
     p.add_argument("--device", default="cpu")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
+    _add_threads_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("transcribe", help="print the transcript of audio files or folders")
@@ -328,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="threads reading audio ahead of the model")
     p.add_argument("--window", type=float, default=20.0, help="seconds of audio per model input (long files)")
     p.add_argument("--overlap", type=float, default=4.0, help="seconds shared by neighbouring windows")
+    _add_threads_flag(p)
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("demo", help="transcribe sentences synthesized with espeak-ng and print the WER")
