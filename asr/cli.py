@@ -6,6 +6,7 @@
     asr synth --text-manifest TRAIN.jsonl --out-dir D --manifest OUT.jsonl --count N
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
     asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
+    asr plot EXP_DIR... [--out FILE]          training curves of one or several runs in one PNG
     asr evaluate --model CKPT --manifest M [--out-dir D] [--decoder beam --lm LM --lexicon LEX ...]
     asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt,jsonl,srt,vtt|all]   (default model: bundled)
         [--output F | --output-dir D] [--resume]   a line per file in F, or a file per input and format in D
@@ -112,6 +113,8 @@ def cmd_train(args) -> int:
     if not config.train_manifest:
         raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train-manifest")
     trainer = run(config, args.exp_dir)
+    if trainer.stop_signal is not None:  # saved and said so; shells expect 128 + signal number
+        return 128 + trainer.stop_signal
     if trainer.dist.is_main:  # under torchrun, one line rather than one per process
         print(f"finished at step {trainer.state.step}; checkpoints in {args.exp_dir}")
     return 0
@@ -123,6 +126,19 @@ def cmd_average(args) -> int:
     out = average(args.exp_dir, last=args.last, best=args.best, out=args.out)
     print(f"wrote {out}")
     return 0
+
+
+def cmd_plot(args) -> int:
+    from asr.plot import plot_runs
+
+    out = plot_runs(args.exp_dirs, args.out)
+    print(f"wrote {out} ({len(args.exp_dirs)} run(s))")
+    return 0
+
+
+def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="torch threads for the model (default: half the cores; "
+                                                     "1 when other jobs share the machine)")
 
 
 def decoding_options(args, loaded):
@@ -143,7 +159,9 @@ def cmd_evaluate(args) -> int:
     from asr.data.manifest import read_manifest
     from asr.decode import make_decoder
     from asr.evaluate import evaluate
+    from asr.threads import set_threads
 
+    set_threads(args.threads)
     loaded = load_model(args.model, args.device)
     utterances = read_manifest(args.manifest)
     name = Path(args.manifest).name.removesuffix(".jsonl")
@@ -187,9 +205,11 @@ def cmd_transcribe(args) -> int:
     from asr.config import flag_overrides, merge
     from asr.decode import make_decoder
     from asr.pretrained import default_model_path
+    from asr.threads import set_threads
     from asr.transcribe import TranscribeOptions, transcribe_many
     from asr.vad import SegmentOptions
 
+    set_threads(args.threads)
     options = merge(TranscribeOptions(), {**flag_overrides(args, TranscribeOptions),
                                           "segments": flag_overrides(args, SegmentOptions)})
     loaded = load_model(args.model or default_model_path())
@@ -359,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output checkpoint (default: EXP/avg-last-N.pt or EXP/avg-best-N.pt)")
     p.set_defaults(func=cmd_average)
 
+    p = command(sub, "plot", "draw the training curves (loss, lr, dev WER/CER) of one or several runs")
+    p.add_argument("exp_dirs", nargs="+", metavar="EXP_DIR", help="training folders (each with metrics.jsonl)")
+    p.add_argument("--out", default="curves.png", help="PNG to write")
+    p.set_defaults(func=cmd_plot)
+
     p = command(sub, "evaluate", "decode a manifest and report WER/CER")
     p.add_argument("--model", required=True, help="checkpoint file")
     p.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
@@ -366,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
+    _add_threads_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = command(sub, "transcribe", "print or write the transcripts of audio files or folders (any length)")
@@ -382,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
     add_flags(p, "asr.vad:SegmentOptions")
     add_flags(p, "asr.transcribe:TranscribeOptions", only=("batch_segments", "jobs"))
+    _add_threads_flag(p)
     p.set_defaults(func=cmd_transcribe)
 
     p = command(sub, "demo", "transcribe sentences synthesized with espeak-ng and print the WER")

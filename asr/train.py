@@ -6,12 +6,21 @@
       best.pt         checkpoint with the best dev WER so far (no train_state)
       epoch-N.pt      weights after N epochs, the newest `keep_last` of them (for `asr average`)
       metrics.jsonl   one line per logged step / dev evaluation / epoch checkpoint
+      curves.png      loss, lr and dev WER/CER against step, redrawn at each evaluation
+      tensorboard/    the same scalars for TensorBoard, when `tensorboard` is installed
+
+Every `log_every` steps a line goes to metrics.jsonl with the means over those steps
+(loss per character, gradient norm) and the audio seconds trained per second of wall
+time; on a terminal a progress bar shows them, otherwise (output to a log file) the
+same figures are printed as one plain line, as are the dev WER/CER after each evaluation.
 
 The loop is a row of small functions: `get_lr` (pure schedule), `compute_loss`,
 `optimizer_step`, `train_one_epoch`, `validate` and `run`. Killing the process at
 any moment and running the same command again continues from last.pt: the model,
 optimizer, step, sampler position and RNG states are restored, so the resumed run
-ends with the same weights as an uninterrupted one.
+ends with the same weights as an uninterrupted one. SIGINT (Ctrl-C) or SIGTERM
+(`kill`, a job scheduler) lose nothing: the run finishes its step, writes last.pt
+and stops (a second Ctrl-C stops at once, without saving).
 
 Several processes (`torchrun --nproc_per_node=N -m asr train ...`, see
 asr.distributed) train one model with DistributedDataParallel: rank r takes every
@@ -28,6 +37,9 @@ import contextlib
 import json
 import math
 import random
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +49,10 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from asr.atomic import atomic_write
 from asr.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from asr.config import ConfigError, to_dict
-from asr.data.dataset import UtteranceDataset, collate
+from asr.data.dataset import UtteranceDataset, collate, ignore_interrupts
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import GreedyDecoder
@@ -47,7 +60,9 @@ from asr.distributed import Distributed
 from asr.evaluate import decode_utterances, score
 from asr.features import FeatureConfig, SpecAugmentConfig, spec_augment
 from asr.model import CTCModel, ModelConfig
+from asr.plot import plot_runs
 from asr.text import CharTokenizer
+from asr.threads import set_threads
 
 
 @dataclass
@@ -61,7 +76,9 @@ class TrainConfig:
     warmup_steps: int = 300  # optimizer steps of linear warmup
     final_lr_ratio: float = 0.05  # the cosine ends at lr x this
     weight_decay: float = 0.01  # AdamW decoupled weight decay
-    grad_clip: float = 5.0  # clip the global gradient norm to this
+    # The loss is per character: 0.2 clips as 5.0 did on the per-utterance loss used before,
+    # at speechocean762's 29 characters per utterance.
+    grad_clip: float = 0.2  # clip the global gradient norm to this
     sortagrad: bool = True  # epoch 0 from short to long utterances
     speeds: tuple[float, ...] = (1.0,)  # speed perturbation factors, e.g. (0.9, 1.0, 1.1)
     seed: int = 0  # model initialization, batch order, SpecAugment and speed draws
@@ -70,6 +87,7 @@ class TrainConfig:
     eval_every: int = 0  # steps between dev evaluations; 0 = at the end of each epoch
     max_steps: int = 0  # stop after this many steps (0 = run all epochs)
     num_workers: int = 1  # DataLoader processes computing features
+    threads: int | None = None  # torch intra-op threads; None: half the cores (asr.threads)
     device: str = "auto"  # "auto" | "cpu" | "cuda" (under torchrun: GPU LOCAL_RANK)
     amp: bool = True  # float16 autocast when on CUDA
     grad_accum: int = 1  # batches per optimizer step in each process; global batch = grad_accum x processes
@@ -98,7 +116,15 @@ def get_lr(step: int, config: TrainConfig, total_steps: int) -> float:
 
 
 def compute_loss(model: CTCModel, batch: dict, device: torch.device, specaug: SpecAugmentConfig | None) -> torch.Tensor:
-    """Mean per-utterance CTC loss of a batch (SpecAugment applied when `specaug` is given)."""
+    """CTC loss of a batch per target character (SpecAugment applied when `specaug` is given).
+
+    Per character, not per utterance: an utterance's CTC loss grows with what it has to
+    spell out, so a per-utterance mean moves with bucket length and corpus (LibriSpeech's
+    utterances are 6x longer than speechocean762's), and so does what grad_clip means.
+    Not per output frame either: that would move with the frame rate (`subsample`), the
+    speaking rate and the silence, frames that cost almost nothing once the model has
+    learnt blanks. Nats per character are comparable across batches, configs and corpora.
+    """
     features = batch["features"]  # (batch, frames, mels)
     if specaug is not None and specaug.enabled:
         features = spec_augment(features, batch["feature_lengths"], specaug)
@@ -112,7 +138,7 @@ def compute_loss(model: CTCModel, batch: dict, device: torch.device, specaug: Sp
         reduction="sum",
         zero_infinity=True,
     )
-    return loss / features.shape[0]
+    return loss / max(1, int(batch["target_lengths"].sum()))
 
 
 @dataclass
@@ -123,12 +149,24 @@ class TrainState:
     best_wer: float = float("inf")
 
 
+@dataclass
+class LogWindow:
+    """Sums over the steps since the last log line; the line holds their means."""
+
+    steps: int = 0
+    loss: float = 0.0
+    grad_norm: float = 0.0
+    audio_seconds: float = 0.0  # of training audio
+    start: float = field(default_factory=time.perf_counter)  # validation time is added back: see `validate`
+
+
 class Trainer:
     """Holds the objects of one run; the loop itself is in `train_one_epoch`."""
 
     def __init__(self, config: RunConfig, exp_dir: str | Path):
         self.config = config
         self.exp_dir = Path(exp_dir)
+        self.threads = set_threads(config.train.threads, "train.threads")
         self.dist = Distributed.from_env()
         self.device = _pick_device(config.train.device, self.dist.local_rank)
         self.owns_process_group = self.dist.join(self.device)
@@ -157,6 +195,12 @@ class Trainer:
         if config.train.max_steps:
             self.total_steps = min(self.total_steps, config.train.max_steps)
         self.state = TrainState()
+        self.stop_signal: int | None = None  # set by SIGINT/SIGTERM: save and stop at the next step boundary
+        self.window = LogWindow()
+        self.started = time.perf_counter()
+        self.log_lines = 0  # lines in metrics.jsonl, saved in last.pt: a resume drops the ones after it
+        self.plain_progress = not sys.stderr.isatty()  # a log file gets lines, a terminal a progress bar
+        self.tensorboard = None  # a SummaryWriter once `open_tensorboard` found tensorboard installed
 
     @property
     def use_amp(self) -> bool:
@@ -171,6 +215,7 @@ class Trainer:
         # so resuming mid-epoch leaves the global RNG stream exactly as saved.
         return torch.utils.data.DataLoader(dataset, batch_sampler=self.sampler, collate_fn=collate,
                                            num_workers=workers, persistent_workers=False,
+                                           worker_init_fn=ignore_interrupts,
                                            prefetch_factor=4 if workers else None,
                                            generator=torch.Generator().manual_seed(self.config.train.seed))
 
@@ -186,6 +231,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng,  # one per rank
             "run_config": to_dict(self.config),
+            "log_lines": self.log_lines,
         }
         save_atomic(make_checkpoint(self.model, self.config.features, self.tokenizer, train_state=train_state),
                     self.exp_dir / "last.pt")
@@ -217,16 +263,46 @@ class Trainer:
         self.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState(**saved["state"])
         _set_rng_state(rng[self.dist.rank])
+        if self.dist.is_main:
+            self.log_lines = _truncate_log(self.exp_dir / "metrics.jsonl", saved.get("log_lines"), self.state.step)
         return True
 
+    def open_tensorboard(self) -> None:
+        """Write TensorBoard scalars to exp_dir/tensorboard (rank 0), if tensorboard is installed.
+        After a resume, TensorBoard hides the events of the steps that are done again."""
+        if not self.dist.is_main:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # the optional extra `asr[tensorboard]` is not installed
+            return
+        self.tensorboard = SummaryWriter(self.exp_dir / "tensorboard", purge_step=self.state.step + 1)
+
     def log(self, record: dict) -> None:
-        if self.dist.is_main:
-            with open(self.exp_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+        """Append `record` to metrics.jsonl and its numbers to TensorBoard (rank 0)."""
+        if not self.dist.is_main:
+            return
+        with open(self.exp_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self.log_lines += 1
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if key not in ("step", "epoch", "elapsed_s") and isinstance(value, (int, float)):
+                    tag = f"dev/{key.removeprefix('dev_')}" if key.startswith("dev_") else f"train/{key}"
+                    self.tensorboard.add_scalar(tag, value, record["step"])
 
     def say(self, message: str) -> None:
+        """Print a line (rank 0), above the progress bar if there is one; flushed, for log files."""
         if self.dist.is_main:
-            tqdm.write(message)
+            tqdm.write(message, file=sys.stdout)
+            sys.stdout.flush()
+
+    def should_stop(self) -> bool:
+        """Whether a stop signal reached any rank (a collective call: every rank at the same point)."""
+        signalled, = self.dist.sum([float(self.stop_signal is not None)], self.device)
+        if signalled and self.stop_signal is None:
+            self.stop_signal = signal.SIGTERM  # another rank's (torchrun passes SIGTERM on to every rank)
+        return signalled > 0
 
 
 def optimizer_step(trainer: Trainer, batches: list[dict], lr: float) -> tuple[float, float]:
@@ -250,13 +326,12 @@ def optimizer_step(trainer: Trainer, batches: list[dict], lr: float) -> tuple[fl
 
 
 def train_one_epoch(trainer: Trainer) -> bool:
-    """Run the rest of the current epoch. Returns False when max_steps stopped it early."""
+    """Run the rest of the current epoch. Returns False when max_steps or a stop signal ended it early."""
     cfg, state = trainer.config.train, trainer.state
     trainer.sampler.set_epoch(state.epoch, start_batch=state.batch_in_epoch)
     trainer.model.train()
     progress = tqdm(total=len(trainer.sampler) // cfg.grad_accum, desc=f"epoch {state.epoch}", dynamic_ncols=True,
-                    disable=None if trainer.dist.is_main else True)
-    window_audio, window_start = 0.0, time.perf_counter()
+                    disable=trainer.plain_progress or not trainer.dist.is_main)
     with progress:
         for batches in _groups(trainer.loader(), cfg.grad_accum):  # an incomplete last group is dropped
             if cfg.max_steps and state.step >= cfg.max_steps:
@@ -265,29 +340,47 @@ def train_one_epoch(trainer: Trainer) -> bool:
             loss, grad_norm = optimizer_step(trainer, batches, lr)
             state.step += 1
             state.batch_in_epoch += len(batches)
+            window = trainer.window
+            window.steps += 1
+            window.loss += loss
+            window.grad_norm += grad_norm
             frames = sum(b["feature_lengths"].sum().item() for b in batches)
-            window_audio += frames * trainer.config.features.hop_ms / 1000
+            window.audio_seconds += frames * trainer.config.features.hop_ms / 1000
             progress.update()
-            progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
+            progress.set_postfix(loss=f"{window.loss / window.steps:.3f}", lr=f"{lr:.2e}")
             if state.step % cfg.log_every == 0:
-                loss_sum, audio = trainer.dist.sum([loss, window_audio], trainer.device)  # over all ranks
-                elapsed = time.perf_counter() - window_start
-                trainer.log({"step": state.step, "epoch": state.epoch, "lr": lr,
-                             "loss": round(loss_sum / trainer.dist.world_size, 4), "grad_norm": round(grad_norm, 3),
-                             "audio_sec_per_sec": round(audio / elapsed, 2)})
-                window_audio, window_start = 0.0, time.perf_counter()
+                log_window(trainer, lr)
             if cfg.eval_every and state.step % cfg.eval_every == 0:
                 validate(trainer)
             if state.step % cfg.checkpoint_every == 0:
                 trainer.save()
+            if trainer.should_stop():
+                return False
     state.epoch += 1
     state.batch_in_epoch = 0
     return True
 
 
+def log_window(trainer: Trainer, lr: float) -> None:
+    """Log the means of the steps since the last line (over all ranks) and start a new window."""
+    window, state = trainer.window, trainer.state
+    loss, grad_norm, audio = trainer.dist.sum([window.loss, window.grad_norm, window.audio_seconds], trainer.device)
+    steps = window.steps * trainer.dist.world_size
+    speed = audio / (time.perf_counter() - window.start)
+    elapsed = time.perf_counter() - trainer.started
+    trainer.log({"step": state.step, "epoch": state.epoch, "lr": lr, "loss": round(loss / steps, 4),
+                 "grad_norm": round(grad_norm / steps, 3), "audio_sec_per_sec": round(speed, 2),
+                 "elapsed_s": round(elapsed, 1)})
+    if trainer.plain_progress:
+        trainer.say(f"step {state.step}  epoch {state.epoch}  loss {loss / steps:.3f}  lr {lr:.2e}  "
+                    f"{speed:.1f} audio-s/s  elapsed {_clock(elapsed)}")
+    trainer.window = LogWindow()
+
+
 def validate(trainer: Trainer) -> None:
-    """Greedy-decode the dev set, log WER/CER, and keep best.pt by dev WER.
+    """Greedy-decode the dev set, log WER/CER, redraw curves.png, and keep best.pt by dev WER.
     Rank 0 does this while the other ranks wait."""
+    started = time.perf_counter()
     if trainer.dev_utts and trainer.dist.is_main:
         hyps = decode_utterances(trainer.model, trainer.config.features, trainer.dev_utts,
                                  GreedyDecoder(trainer.tokenizer), device=trainer.device,
@@ -296,39 +389,80 @@ def validate(trainer: Trainer) -> None:
         trainer.model.train()
         state = trainer.state
         trainer.log({"step": state.step, "epoch": state.epoch, "dev_wer": summary["wer"], "dev_cer": summary["cer"]})
-        trainer.say(f"step {state.step}: dev WER {summary['wer']:.2%} CER {summary['cer']:.2%}")
+        trainer.say(f"step {state.step}  epoch {state.epoch}  dev WER {summary['wer']:.2%}  CER {summary['cer']:.2%}")
         if summary["wer"] < state.best_wer:
             state.best_wer = summary["wer"]
             save_atomic(make_checkpoint(trainer.model, trainer.config.features, trainer.tokenizer),
                         trainer.exp_dir / "best.pt")
+    if trainer.dist.is_main and trainer.log_lines:
+        plot_runs([trainer.exp_dir], trainer.exp_dir / "curves.png")
     trainer.dist.barrier()
+    trainer.window.start += time.perf_counter() - started  # audio s/s counts training time only
 
 
 def run(config: RunConfig, exp_dir: str | Path) -> Trainer:
     """Train (or resume) the run in `exp_dir`. Returns the finished Trainer."""
     exp_dir = Path(exp_dir)
+    trainer = Trainer(config, exp_dir)  # checks the config before anything is written
     exp_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, exp_dir)
     try:
-        if trainer.restore():
-            if trainer.dist.is_main:
-                _truncate_log(exp_dir / "metrics.jsonl", trainer.state.step)
-            trainer.say(f"resumed from {exp_dir / 'last.pt'} at step {trainer.state.step}")
-        if trainer.dist.is_main:
-            (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        trainer.say(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "
-                    f"{trainer.dist.world_size} process(es), {trainer.steps_per_epoch} steps/epoch")
-        while trainer.state.epoch < config.train.epochs:
-            if not train_one_epoch(trainer):
-                break
-            validate(trainer)
-            trainer.save_epoch()  # before last.pt: a resume from last.pt never skips an epoch file
-            trainer.save()
-        trainer.save()
+        with _stop_on_signals(trainer):
+            _train(trainer, exp_dir)
     finally:
+        if trainer.tensorboard is not None:
+            trainer.tensorboard.close()
         if trainer.owns_process_group:
             trainer.dist.leave()
     return trainer
+
+
+def _train(trainer: Trainer, exp_dir: Path) -> None:
+    """Resume if there is a last.pt, then run epochs until done, max_steps or a stop signal."""
+    config = trainer.config
+    if trainer.restore():
+        trainer.say(f"resumed from {exp_dir / 'last.pt'} at step {trainer.state.step}")
+    elif trainer.dist.is_main:
+        (exp_dir / "metrics.jsonl").unlink(missing_ok=True)  # no last.pt: a new run, a new log
+    trainer.open_tensorboard()
+    if trainer.dist.is_main:
+        (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    trainer.say(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "
+                f"{trainer.threads} thread(s), {trainer.dist.world_size} process(es), "
+                f"{trainer.steps_per_epoch} steps/epoch")
+    while trainer.state.epoch < config.train.epochs and not trainer.should_stop():
+        if not train_one_epoch(trainer):
+            break
+        validate(trainer)
+        trainer.save_epoch()  # before last.pt: a resume from last.pt never skips an epoch file
+        trainer.save()
+    stopped = trainer.stop_signal is not None
+    trainer.save()
+    if stopped:
+        trainer.say(f"stopped by {signal.Signals(trainer.stop_signal).name} at step {trainer.state.step}: "
+                    f"saved {exp_dir / 'last.pt'}; run the same command to resume")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer):
+    """While training, SIGINT and SIGTERM ask for a save and a stop at the next step boundary;
+    a second one stops at once (KeyboardInterrupt). Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if trainer.stop_signal is not None:
+            raise KeyboardInterrupt
+        trainer.stop_signal = signum
+        trainer.say(f"{signal.Signals(signum).name}: stopping after this step and saving last.pt "
+                    "(Ctrl-C again stops at once, without saving)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -368,8 +502,21 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resumed from (they will be redone)."""
-    if path.exists():
-        lines = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
-        path.write_text("".join(line + "\n" for line in lines))
+def _truncate_log(path: Path, keep: int | None, step: int) -> int:
+    """Drop the log lines written after the checkpoint we resumed from (they will be written
+    again): keep the first `keep`, the count the checkpoint saved. Checkpoints from before
+    that count (keep None) keep the lines up to their `step`. Returns the lines kept."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    if keep is None:
+        complete = [line for line in lines if line.endswith("}")]  # a kill can tear the last line
+        lines = [line for line in complete if json.loads(line).get("step", 0) <= step]
+    lines = lines[:keep]
+    with atomic_write(path) as f:
+        f.writelines(line + "\n" for line in lines)
+    return len(lines)
+
+
+def _clock(seconds: float) -> str:
+    """H:MM:SS"""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"

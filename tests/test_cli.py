@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import soundfile as sf
@@ -17,6 +18,7 @@ import torch
 import torchaudio.functional as AF
 import yaml
 from conftest import ONE_THREAD_ENV, SENTENCES
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.checkpoint import read_checkpoint
@@ -92,8 +94,9 @@ def test_train_writes_the_experiment_and_layers_its_config(speech_manifest, tmp_
     conf = _tiny_yaml(tmp_path, speech_manifest)
     assert main(["train", "--config", str(conf), "--exp-dir", str(exp_dir),
                  "--train.lr", "0.02", "--model.subsample", "2"]) == 0
-    assert "finished at step" in capsys.readouterr().out
-    assert {"config.yaml", "last.pt", "best.pt", "metrics.jsonl"} <= {p.name for p in exp_dir.iterdir()}
+    printed = capsys.readouterr().out
+    assert "finished at step" in printed
+    assert {"config.yaml", "last.pt", "best.pt", "metrics.jsonl", "curves.png"} <= {p.name for p in exp_dir.iterdir()}
 
     saved = yaml.safe_load((exp_dir / "config.yaml").read_text())
     assert saved["model"]["hidden_size"] == 24  # YAML over the default (256)
@@ -110,7 +113,35 @@ def test_train_writes_the_experiment_and_layers_its_config(speech_manifest, tmp_
     records = [json.loads(line) for line in (exp_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "loss" in r]
     assert steps == list(range(1, last["train_state"]["state"]["step"] + 1))
-    assert len([r for r in records if "dev_wer" in r]) == 2  # one dev evaluation per epoch
+    dev = [r for r in records if "dev_wer" in r]
+    assert len(dev) == 2  # one dev evaluation per epoch
+    # stderr is no terminal here: a plain line per log window and per evaluation, no progress bar.
+    assert [line.split()[1] for line in printed.splitlines() if " loss " in line] == [str(s) for s in steps]
+    for r in dev:
+        assert f"step {r['step']}  epoch {r['epoch']}  dev WER {r['dev_wer']:.2%}" in printed
+
+    image = matplotlib.image.imread(exp_dir / "curves.png")
+    assert image.shape == (900, 800, 4) and image[..., :3].std() > 0.05  # drawn, not blank
+    events = EventAccumulator(str(exp_dir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == steps
+    assert [e.value for e in events.Scalars("dev/wer")] == pytest.approx([r["dev_wer"] for r in dev])
+
+
+def test_plot_overlays_runs_and_reports_a_missing_folder(overfit_exp, tmp_path, capsys):
+    other = tmp_path / "other"  # a second run: the first one's log up to half way
+    other.mkdir()
+    lines = (overfit_exp / "metrics.jsonl").read_text().splitlines()
+    (other / "metrics.jsonl").write_text("".join(line + "\n" for line in lines[: len(lines) // 2]))
+    one, two = tmp_path / "one.png", tmp_path / "two.png"
+    assert main(["plot", str(overfit_exp), "--out", str(one)]) == 0
+    assert main(["plot", str(overfit_exp), str(other), "--out", str(two)]) == 0
+    assert f"wrote {two} (2 run(s))" in capsys.readouterr().out
+    single, double = matplotlib.image.imread(one), matplotlib.image.imread(two)
+    assert single.shape == double.shape and not np.array_equal(single, double)  # a second line, a second label
+    assert main(["plot", str(overfit_exp), str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")]) == 1
+    _one_error_line(capsys.readouterr().err, "nowhere", "metrics.jsonl")
+    assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -119,6 +150,8 @@ def test_train_writes_the_experiment_and_layers_its_config(speech_manifest, tmp_
         ([], {"model": {"hiden_size": 3}}, ("unknown config field", "hiden_size", "known: n_mels")),
         (["--train.lr", "fast"], {}, ("train.lr must be float",)),
         (["--model.num-layers", "2.5"], {}, ("model.num_layers must be int",)),
+        (["--train.threads", "0"], {}, ("train.threads must be at least 1, got 0",)),
+        (["--train.threads", "-2"], {}, ("train.threads must be at least 1, got -2",)),
     ],
 )
 def test_bad_config_is_a_clean_error(speech_manifest, tmp_path, capsys, flags, yaml_sections, parts):
@@ -154,6 +187,13 @@ def test_evaluate_prints_and_writes_wer(overfit_exp, speech_manifest, tmp_path, 
     for i, sentence in enumerate(SENTENCES):
         assert f"utt{i}\tref\t{sentence}\n" in recogs
         assert f"utt{i}\thyp\t" in recogs
+
+
+@pytest.mark.parametrize("command", ["evaluate", "transcribe"])
+def test_threads_below_one_is_a_clean_error(overfit_exp, speech_manifest, capsys, command):
+    inputs = ["--manifest", str(speech_manifest)] if command == "evaluate" else [str(speech_manifest)]
+    assert main([command, "--model", str(overfit_exp / "last.pt"), *inputs, "--threads", "0"]) == 1
+    _one_error_line(capsys.readouterr().err, "--threads must be at least 1, got 0")
 
 
 @pytest.mark.slow

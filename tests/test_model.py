@@ -1,11 +1,19 @@
-"""asr.model: the output-length formula, frame stacking, and padding independence."""
+"""asr.model: the output-length formula, frame stacking, padding independence, and the dense
+BiLSTM against a packed nn.LSTM with the same weights (outputs, gradients, bundled model)."""
 
 from __future__ import annotations
 
 import pytest
+import soundfile as sf
 import torch
+from conftest import synthesize
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
+from asr.checkpoint import load_model
+from asr.decode import GreedyDecoder
+from asr.features import LogMel
 from asr.model import CTCModel, FrameStacking, ModelConfig, output_lengths
+from asr.pretrained import default_model_path
 
 N_MELS = 4  # tiny inputs keep the 1,500-forward length sweep to a few seconds
 
@@ -74,3 +82,91 @@ def test_lstm_input_size_comes_from_the_config():
     model = CTCModel(config)
     assert model.lstm.input_size == 160
     assert model.output.in_features == 32
+
+
+# --- the dense BiLSTM computes what a packed nn.LSTM computes ------------------------------------
+
+
+def _packed_forward(model: CTCModel, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The model as it was before dense_bilstm: the same weights run by nn.LSTM over a PackedSequence."""
+    x, out_lengths = model.stack(features, lengths)  # (batch, out_frames, mels * subsample)
+    packed = pack_padded_sequence(x, out_lengths, batch_first=True, enforce_sorted=False)
+    x, _ = pad_packed_sequence(model.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
+    return model.output(model.dropout(x)).log_softmax(dim=-1)  # (batch, out_frames, vocab)
+
+
+def _outputs_and_gradients(forward, model, features, lengths, weights):
+    """Output of `forward`, and the gradients of a random weighting of it w.r.t. every parameter and the input."""
+    model.zero_grad()
+    features = features.clone().requires_grad_()
+    log_probs = forward(model, features, lengths)
+    (log_probs * weights).sum().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    return log_probs.detach(), grads, features.grad
+
+
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_dense_bilstm_matches_a_packed_lstm_in_outputs_and_gradients(num_layers, mode):
+    """Random batches with random lengths (1 frame to the longest; some with no padding at all).
+    Train mode runs with dropout 0: with dropout the two draw different masks from the RNG
+    (nn.LSTM masks the packed data), so only the dropout-free computation can be compared."""
+    torch.manual_seed(1)
+    config = ModelConfig(n_mels=N_MELS, subsample=2, hidden_size=16, num_layers=num_layers, dropout=0.0,
+                         vocab_size=7)
+    model = CTCModel(config).train(mode == "train")
+    generator = torch.Generator().manual_seed(num_layers)
+    for trial in range(6):
+        batch = int(torch.randint(1, 7, (1,), generator=generator))
+        frames = int(torch.randint(1, 60, (1,), generator=generator))
+        lengths = torch.randint(1, frames + 1, (batch,), generator=generator)
+        lengths[0] = frames
+        if trial == 0:
+            lengths[:] = frames  # no padding: the single bidirectional call
+        features = torch.randn(batch, frames, N_MELS, generator=generator)
+        features[torch.arange(frames) >= lengths.unsqueeze(1)] = 1e3  # padding must not leak anywhere
+        out_frames = int(output_lengths(torch.tensor(frames), config.subsample))
+        weights = torch.randn(batch, out_frames, config.vocab_size, generator=generator)
+
+        dense = _outputs_and_gradients(lambda m, f, n: m(f, n)[0], model, features, lengths, weights)
+        packed = _outputs_and_gradients(_packed_forward, model, features, lengths, weights)
+        torch.testing.assert_close(dense[0], packed[0], atol=1e-5, rtol=1e-5)
+        for name in packed[1]:
+            torch.testing.assert_close(dense[1][name], packed[1][name], atol=1e-5, rtol=1e-5, msg=name)
+        torch.testing.assert_close(dense[2], packed[2], atol=1e-5, rtol=1e-5)
+
+
+def test_dense_bilstm_applies_dropout_between_layers_in_training_only():
+    torch.manual_seed(0)
+    model = CTCModel(ModelConfig(n_mels=N_MELS, subsample=1, hidden_size=8, num_layers=2, dropout=0.5,
+                                 vocab_size=7))
+    features, lengths = torch.randn(3, 20, N_MELS), torch.tensor([20, 12, 5])
+    with torch.no_grad():
+        first, second = model(features, lengths)[0], model(features, lengths)[0]
+        assert not torch.allclose(first, second)  # a fresh mask on each call
+        model.eval()
+        torch.testing.assert_close(model(features, lengths)[0], _packed_forward(model, features, lengths))
+
+
+@pytest.fixture(scope="module")
+def bundled_batch(tmp_path_factory):
+    """The bundled model and a padded batch of three generated sentences of different lengths."""
+    folder = tmp_path_factory.mktemp("bundled")
+    sentences = ["open the window please", "the cat sat on the mat today", "red door"]
+    loaded = load_model(default_model_path())
+    logmel = LogMel(loaded.features)
+    feats = [logmel(torch.from_numpy(sf.read(synthesize(text, folder / f"{i}.wav"), dtype="float32")[0]))
+             for i, text in enumerate(sentences)]  # each (frames, mels)
+    return loaded, pad_sequence(feats, batch_first=True), torch.tensor([len(f) for f in feats])
+
+
+def test_bundled_model_gives_the_packed_lstm_outputs_and_transcripts(bundled_batch):
+    loaded, features, lengths = bundled_batch
+    decoder = GreedyDecoder(loaded.tokenizer)
+    with torch.no_grad():
+        log_probs, out_lengths = loaded.model(features, lengths)  # (3, out_frames, vocab)
+        reference = _packed_forward(loaded.model, features, lengths)
+    torch.testing.assert_close(log_probs, reference, atol=1e-5, rtol=1e-5)
+    texts = [h.text for h in decoder.decode(log_probs, out_lengths)]
+    assert texts == [h.text for h in decoder.decode(reference, out_lengths)]
+    assert any(texts), "the bundled model transcribed nothing"

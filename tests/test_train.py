@@ -1,4 +1,5 @@
-"""asr.train: the LR schedule, a CPU overfit run that must reach near-zero error, and exact resume."""
+"""asr.train: the LR schedule, a CPU overfit run that must reach near-zero error, exact resume
+(after a kill or a stop signal), and what a run logs (log-file lines, window means, no stale lines)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,7 +25,8 @@ from asr.cli import main
 from asr.data.manifest import read_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
-from asr.train import TrainConfig, get_lr
+from asr.model import ModelConfig
+from asr.train import RunConfig, TrainConfig, Trainer, get_lr, run
 
 
 def test_get_lr_warms_up_linearly_then_follows_a_cosine():
@@ -109,8 +112,16 @@ def _logged_step(exp_dir: Path) -> int:
     return json.loads(lines[-1])["step"] if lines and lines[-1].endswith("}") else -1  # last line may be partial
 
 
+def _logged_steps(exp_dir: Path) -> dict[int, int]:
+    """{step: epoch} of the complete loss lines of metrics.jsonl so far."""
+    path = exp_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    records = [json.loads(line) for line in lines if line.endswith("}")]  # the last line may be partial
+    return {r["step"]: r["epoch"] for r in records if "loss" in r}
+
+
 def _comparable(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "audio_sec_per_sec"} for r in records]  # timings differ
+    return [{k: v for k, v in r.items() if k not in ("audio_sec_per_sec", "elapsed_s")} for r in records]  # timings
 
 
 def _start_and_kill(command: list[str], exp_dir: Path) -> None:
@@ -165,3 +176,136 @@ def test_killed_run_resumes_to_the_same_weights(resume_config, uninterrupted_exp
     steps = [r["step"] for r in records if "loss" in r]
     assert steps == sorted(set(steps)), "duplicated or missing steps after the resume"
     assert _comparable(records) == _comparable(_metrics(uninterrupted_exp))
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run(resume_config, uninterrupted_exp,
+                                                                                 tmp_path, stop):
+    """Ctrl-C (SIGINT to the whole process group, DataLoader worker included) or SIGTERM (to the
+    trainer alone) between checkpoints: last.pt is written at the next step boundary, the command
+    exits with 128 + the signal number, and the resume ends with the uninterrupted run's weights."""
+    signum = getattr(signal, stop)
+    exp_dir = tmp_path / "exp"
+    command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
+               "--train.num_workers", "1" if stop == "SIGINT" else "0",
+               "--train.checkpoint_every", "1000"]  # no periodic last.pt: only the signal writes one mid-epoch
+    proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    # Signal just after the first step of an epoch (from epoch 1 on), so that the next step
+    # boundary is not an epoch's end (where a run would stop anyway to evaluate).
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "no epoch start seen within 120 s"
+        steps = _logged_steps(exp_dir)  # {step: epoch}
+        signalled_after = max(steps, default=0)
+        if steps.get(signalled_after, 0) > 0 and steps.get(signalled_after - 1) == steps[signalled_after] - 1:
+            break
+        time.sleep(0.005)
+    (os.killpg if stop == "SIGINT" else os.kill)(proc.pid, signum)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, output
+
+    stopped_at = _saved_step(exp_dir / "last.pt")
+    total_steps = read_checkpoint(uninterrupted_exp / "last.pt")["train_state"]["state"]["step"]
+    # The step under way (or just finished) when the signal came is the last one.
+    assert stopped_at in (signalled_after, signalled_after + 1), (signalled_after, stopped_at)
+    assert stopped_at < total_steps
+    assert f"stopped by {stop} at step {stopped_at}: saved {exp_dir / 'last.pt'}" in output
+    assert max(_logged_steps(exp_dir)) == stopped_at  # that step was finished and logged, not dropped
+
+    command[-1] = "4"  # the resumed run checkpoints as the uninterrupted one did (weights do not depend on it)
+    resumed = subprocess.run(command, env=ONE_THREAD_ENV, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed from {exp_dir / 'last.pt'} at step {stopped_at}" in resumed.stdout + resumed.stderr
+    final, reference = read_checkpoint(exp_dir / "last.pt"), read_checkpoint(uninterrupted_exp / "last.pt")
+    assert final["train_state"]["state"] == reference["train_state"]["state"]
+    for name, tensor in reference["model_state_dict"].items():
+        assert torch.equal(final["model_state_dict"][name], tensor), name
+    assert _comparable(_metrics(exp_dir)) == _comparable(_metrics(uninterrupted_exp))
+
+
+# --- what a run logs -----------------------------------------------------------------------------
+
+STEP_LINE = re.compile(r"step (\d+)  epoch (\d+)  loss ([\d.]+)  lr (\S+)  ([\d.]+) audio-s/s  elapsed \d+:\d\d:\d\d")
+
+
+def test_a_log_file_gets_plain_step_lines_as_training_goes(resume_config, speech_manifest, tmp_path):
+    """Output redirected to a file: one line per log window, written (flushed) when the window
+    ends, not at exit; a line per dev evaluation; no progress bar."""
+    exp_dir, log = tmp_path / "exp", tmp_path / "train.log"
+    command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
+               "--train.num_workers", "0", "--train.epochs", "2", "--train.log_every", "2",
+               "--dev_manifest", str(speech_manifest)]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while _logged_step(exp_dir) < 4:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no step 4 within 120 s"
+            time.sleep(0.01)
+        assert STEP_LINE.search(log.read_text()), "the step-2 line is not in the log file while training runs"
+        assert proc.wait(timeout=120) == 0, log.read_text()
+
+    text = log.read_text()
+    assert "\r" not in text and "it/s" not in text  # no progress bar
+    records = _metrics(exp_dir)
+    windows = [r for r in records if "loss" in r]
+    printed = [m.groups() for m in STEP_LINE.finditer(text)]
+    assert [(int(s), int(e), float(loss)) for s, e, loss, _, _ in printed] == \
+        [(r["step"], r["epoch"], pytest.approx(r["loss"], abs=1e-3)) for r in windows]
+    assert [r["step"] for r in windows] == [2, 4, 6]
+    dev = [r for r in records if "dev_wer" in r]
+    assert len(dev) == 2
+    for r in dev:
+        assert f"step {r['step']}  epoch {r['epoch']}  dev WER {r['dev_wer']:.2%}" in text
+
+
+def test_logged_loss_and_gradient_norm_are_means_over_the_log_window(speech_manifest, tmp_path):
+    """The same run logged every step and every third step: each line of the second is the
+    mean of three lines of the first (not the last step's value)."""
+    def config(log_every: int) -> RunConfig:
+        return RunConfig(train_manifest=str(speech_manifest), model=ModelConfig(hidden_size=16, num_layers=1),
+                         train=TrainConfig(epochs=2, max_batch_seconds=4.0, warmup_steps=2, log_every=log_every,
+                                           num_workers=0, device="cpu"))
+
+    run(config(1), tmp_path / "every")
+    run(config(3), tmp_path / "third")
+    every = [r for r in _metrics(tmp_path / "every") if "loss" in r]
+    third = [r for r in _metrics(tmp_path / "third") if "loss" in r]
+    assert [r["step"] for r in third] == [3, 6]
+    for line in third:
+        window = every[line["step"] - 3: line["step"]]
+        for key in ("loss", "grad_norm"):
+            assert line[key] == pytest.approx(sum(r[key] for r in window) / 3, abs=2e-3), key
+        assert line["loss"] != pytest.approx(window[-1]["loss"], abs=1e-3)  # the mean, not the last step
+        assert line["audio_sec_per_sec"] > 0
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_keeps_exactly_one_line_per_logged_step_and_evaluation(speech_manifest, tmp_path, monkeypatch):
+    """last.pt written at an epoch's last step, then a crash after the epoch's dev evaluation
+    was logged: the resume evaluates again at the same step. Lines written after last.pt are
+    dropped, so the log ends as an uninterrupted run's does: no second dev line for that step."""
+    config = RunConfig(train_manifest=str(speech_manifest), dev_manifest=str(speech_manifest),
+                       model=ModelConfig(hidden_size=16, num_layers=1),
+                       train=TrainConfig(epochs=2, max_batch_seconds=4.0, warmup_steps=2, log_every=1,
+                                         checkpoint_every=3, num_workers=0, device="cpu"))
+    trainer = run(config, tmp_path / "uninterrupted")
+    assert trainer.steps_per_epoch == 3  # so the checkpoint at step 3 comes just before the epoch's evaluation
+
+    def crash(self):
+        raise Crash
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "save_epoch", crash)  # right after the evaluation at the end of epoch 0
+        with pytest.raises(Crash):
+            run(config, tmp_path / "crashed")
+    assert [r["step"] for r in _metrics(tmp_path / "crashed") if "dev_wer" in r] == [3]
+    run(config, tmp_path / "crashed")
+    assert _comparable(_metrics(tmp_path / "crashed")) == _comparable(_metrics(tmp_path / "uninterrupted"))
+    steps = [r["step"] for r in _metrics(tmp_path / "crashed") if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in _metrics(tmp_path / "crashed") if "dev_wer" in r] == [3, 6]

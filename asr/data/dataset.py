@@ -17,6 +17,8 @@ tempo and pitch change together, as sox `speed` does). The draw depends only on
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -53,6 +55,14 @@ class UtteranceDataset(torch.utils.data.Dataset):
             feats = self.logmel(torch.from_numpy(audio))  # (frames, mels)
         tokens = torch.tensor(self.tokenizer.encode(utt.text), dtype=torch.long)  # (labels,)
         return utt.id, feats, tokens
+
+
+def ignore_interrupts(_worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: Ctrl-C reaches every process of the terminal's group, but
+    only the main process decides what to do (training finishes its step and saves), and
+    the DataLoader shuts its workers down; a worker that died of it would fail the batch.
+    SIGTERM keeps its default: it is how multiprocessing stops a worker that hangs."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def collate(items) -> dict:
