@@ -156,8 +156,9 @@ def make_utterance(job: SynthJob, out_dir: str | os.PathLike, manifest_dir: str 
 def synthesize_corpus(jobs: list[SynthJob], out_dir: str | os.PathLike, manifest: str | os.PathLike,
                       workers: int = 1, timeout: float = DEFAULT_TIMEOUT,
                       log=sys.stderr) -> tuple[list[Utterance], list[str]]:
-    """Make the jobs' files in `out_dir` (skipping those already there) and write `manifest`.
-    Returns (utterances made, one line per job left out)."""
+    """Make the jobs' files in `out_dir` (skipping those already there) and write `manifest`, with
+    `workers` processes (1: this one) of one torch thread each. Returns (utterances made, one line
+    per job left out)."""
     out_dir, manifest_dir = Path(out_dir), Path(manifest).resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     work = functools.partial(_make_or_error, out_dir=out_dir, manifest_dir=manifest_dir, timeout=timeout)
