@@ -3,7 +3,7 @@
     asr prepare kaldi|librispeech-dir|folder SRC OUT.jsonl   build a manifest
     asr prepare speechocean762 --root DIR | --corpus-dir DIR [--manifest-dir D] [--mirror URL]
     asr prepare librispeech --subsets S... --root DIR [--mirror URL]   download + one manifest per subset
-    asr synth --text-manifest TRAIN.jsonl --out-dir D --manifest OUT.jsonl --count N
+    asr synth --prompts TRAIN.jsonl [--prompts TEXT_DIR:0.5] --out-dir D --manifest OUT.jsonl --count N
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
     asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
     asr plot EXP_DIR... [--out FILE]          training curves of one or several runs in one PNG
@@ -90,15 +90,17 @@ def cmd_prepare_speechocean762(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from asr.data.manifest import read_manifest
-    from asr.synth.synthesize import synthesize_corpus
+    from asr.synth.corpus import plan_jobs, synthesize_corpus
+    from asr.synth.prompts import load_sources
 
-    texts = [u.text for path in args.text_manifest for u in read_manifest(path)]
+    sources = load_sources(args.prompts, args.grammar_weight, args.exclude_text, args.prompt_pool, args.seed)
     engines = args.engines.split(",") if args.engines else None
-    utterances = synthesize_corpus(texts, args.out_dir, args.manifest, args.count, seed=args.seed,
-                                   engines=engines, extra_fraction=args.extra_fraction, jobs=args.jobs)
+    jobs = plan_jobs(sources, args.count, seed=args.seed, engines=engines, split=args.split)
+    utterances, failures = synthesize_corpus(jobs, args.out_dir, args.manifest, workers=args.jobs,
+                                             timeout=args.timeout)
     speakers = len({u.speaker for u in utterances})
-    print(f"wrote {args.manifest}: {_amount(utterances)}, {speakers} voices")
+    skipped = f"; {len(failures)} skipped (a rerun retries them)" if failures else ""
+    print(f"wrote {args.manifest}: {_amount(utterances)}, {speakers} voice settings{skipped}")
     return 0
 
 
@@ -314,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     from asr import __version__
     from asr.corpora.librispeech import SUBSETS as LIBRISPEECH_SUBSETS
     from asr.lm import LIBRISPEECH_LMS
+    from asr.synth.voices import DEFAULT_TIMEOUT as SYNTH_TIMEOUT  # numpy, no torch
 
     parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition toolkit",
                                      formatter_class=HelpFormatter)
@@ -350,17 +353,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_download_flags(q)
     q.set_defaults(func=cmd_prepare_speechocean762)
 
-    p = command(sub, "synth", "synthesize extra training speech (espeak-ng, flite, piper)")
-    p.add_argument("--text-manifest", action="append", default=[], metavar="M",
-                   help="take transcripts from this (training!) manifest; repeatable")
-    p.add_argument("--out-dir", required=True, help="folder for the wav files")
+    p = command(sub, "synth", "synthesize extra training speech (espeak-ng, flite, festival, piper)")
+    p.add_argument("--prompts", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="what to read: a (training!) manifest, a text file (.txt, .txt.gz) or a folder of them, "
+                        "drawn from with this relative weight (default 1); repeatable")
+    p.add_argument("--grammar-weight", type=float, default=0.25,
+                   help="relative weight of sentences made up here (digits, numbers, a small grammar); 0: none")
+    p.add_argument("--exclude-text", action="append", default=[], metavar="PATH",
+                   help="manifest or text whose sentences are never prompts (dev and test text); repeatable")
+    p.add_argument("--prompt-pool", type=int, default=0, metavar="N",
+                   help="draw from a seeded sample of N sentences per text source (0: all of them)")
+    p.add_argument("--split", choices=["train", "dev"], default="train",
+                   help="dev: only the voices and text that train never uses (a synthetic dev set)")
+    p.add_argument("--out-dir", required=True, help="folder for the audio files (Ogg/Opus)")
     p.add_argument("--manifest", required=True, help="output manifest (.jsonl)")
     p.add_argument("--count", type=int, required=True, help="utterances to make (a rerun skips finished ones)")
-    p.add_argument("--seed", type=int, default=0, help="seed of sentences, voices and speaking styles")
-    p.add_argument("--engines", help="comma-separated subset of espeak,flite,piper (default: all installed)")
-    p.add_argument("--extra-fraction", type=float, default=0.4,
-                   help="share of sentences made up here rather than taken from --text-manifest")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engines", help="comma-separated subset of espeak,flite,festival,piper (default: all installed)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--timeout", type=float, default=SYNTH_TIMEOUT, help="seconds an engine may take for one utterance")
     p.set_defaults(func=cmd_synth)
 
     p = command(sub, "train", "train a model (resumes automatically from EXP/last.pt)",

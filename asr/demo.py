@@ -17,7 +17,8 @@ from asr.checkpoint import load_model
 from asr.decode import make_decoder
 from asr.evaluate import score
 from asr.pretrained import default_model_path, stored_decoding
-from asr.synth.synthesize import SynthesisError, SynthJob, make_utterance
+from asr.synth.corpus import SynthJob, make_utterance
+from asr.synth.voices import SynthesisError
 from asr.transcribe import transcribe
 
 SAMPLES = [  # (text, espeak-ng voice)
@@ -50,7 +51,7 @@ def run_demo(model: str | Path | None = None, audio_dir: str | Path | None = Non
     with tempfile.TemporaryDirectory(prefix="asr-demo-") as tmp:
         folder = Path(audio_dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        utterances = [make_utterance(job, folder, folder) for job in sample_jobs()]
+        utterances = [make_utterance(job, folder, folder, suffix=".wav") for job in sample_jobs()]
         print(f"model: {loaded.path} ({loaded.model.num_parameters() / 1e6:.1f}M parameters, "
               f"{options.decoder} decoding); audio: {len(utterances)} sentences by espeak-ng", file=out)
         hyps = {}

@@ -13,6 +13,7 @@ Every `log_every` steps a line goes to metrics.jsonl with the means over those s
 (loss per character, gradient norm) and the audio seconds trained per second of wall
 time; on a terminal a progress bar shows them, otherwise (output to a log file) the
 same figures are printed as one plain line, as are the dev WER/CER after each evaluation.
+      rir_bank.npz    room impulse responses for reverberation (augment.reverb_prob > 0), rendered once
 
 The loop is a row of small functions: `get_lr` (pure schedule), `compute_loss`,
 `optimizer_step`, `train_one_epoch`, `validate` and `run`. Killing the process at
@@ -34,6 +35,7 @@ Resuming needs the same number of processes (the sampler position depends on it)
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import random
@@ -52,6 +54,7 @@ from tqdm import tqdm
 from asr.atomic import atomic_write
 from asr.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from asr.config import ConfigError, to_dict
+from asr.data.augment import AugmentConfig, ensure_rir_bank, join_groups
 from asr.data.dataset import UtteranceDataset, collate, ignore_interrupts
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
@@ -102,6 +105,7 @@ class RunConfig:
     dev_manifest: str = ""  # JSONL manifest whose greedy WER picks best.pt; "": no dev set
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -184,9 +188,19 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.train_utts = read_manifest(config.train_manifest)
         self.dev_utts = read_manifest(config.dev_manifest) if config.dev_manifest else []
-        self.sampler = DurationBatchSampler([u.duration for u in self.train_utts], config.train.max_batch_seconds,
+        durations = [u.duration for u in self.train_utts]
+        augment = config.augment
+        joins = functools.partial(join_groups, durations, augment, config.train.seed) if augment.join_prob else None
+        self.sampler = DurationBatchSampler(durations, config.train.max_batch_seconds,
                                             seed=config.train.seed, sortagrad=config.train.sortagrad,
-                                            rank=self.dist.rank, world_size=self.dist.world_size)
+                                            rank=self.dist.rank, world_size=self.dist.world_size,
+                                            groups=joins, gap_seconds=augment.join_pause[1])
+        self.rir_bank = None
+        if augment.reverb_prob:  # rendered once (rank 0 first), then kept with the run
+            self.rir_bank = str(augment.rir_bank or self.exp_dir / "rir_bank.npz")
+            if self.dist.is_main:
+                ensure_rir_bank(self.rir_bank, augment, seed=config.train.seed)
+            self.dist.barrier()
         self.steps_per_epoch = len(self.sampler.batches(0)) // config.train.grad_accum
         if self.steps_per_epoch == 0:
             raise ConfigError(f"{config.train_manifest}: too little data for one optimizer step of "
@@ -209,7 +223,8 @@ class Trainer:
     def loader(self) -> torch.utils.data.DataLoader:
         cfg = self.config.train
         dataset = UtteranceDataset(self.train_utts, self.config.features, self.tokenizer,
-                                   speeds=cfg.speeds, seed=cfg.seed, epoch=self.state.epoch)
+                                   speeds=cfg.speeds, seed=cfg.seed, epoch=self.state.epoch,
+                                   augment=self.config.augment, rir_bank=self.rir_bank)
         workers = self.config.train.num_workers
         # A private generator keeps the DataLoader from drawing on the global RNG,
         # so resuming mid-epoch leaves the global RNG stream exactly as saved.

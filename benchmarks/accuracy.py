@@ -38,8 +38,7 @@ from asr.data.manifest import Utterance, read_manifest  # noqa: E402
 from asr.decode import Hypothesis, make_decoder  # noqa: E402
 from asr.evaluate import decode_utterances, score, write_report  # noqa: E402
 from asr.pretrained import default_model_path, stored_decoding  # noqa: E402
-from asr.synth.synthesize import DIGITS, number_words  # noqa: E402
-from asr.text import normalize_text  # noqa: E402
+from asr.text import DIGIT_WORDS, normalize_text  # noqa: E402
 
 _NUMBER = re.compile(r"\d+")
 
@@ -48,8 +47,8 @@ def spell_number(digits: str) -> str:
     """ "7" -> "seven", "42" -> "forty two"; longer runs and leading zeros digit by digit
     ("0351" -> "zero three five one"), as speechocean762 reads its digit sequences."""
     if len(digits) <= 2 and not (len(digits) == 2 and digits[0] == "0"):
-        return number_words(int(digits))
-    return " ".join(DIGITS[int(d)] for d in digits)
+        return normalize_text(digits)
+    return " ".join(DIGIT_WORDS[int(d)] for d in digits)
 
 
 def benchmark_text(text: str) -> str:

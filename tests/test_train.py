@@ -77,12 +77,15 @@ RESUME_STEPS_BEFORE_KILL = 4
 
 @pytest.fixture(scope="module")
 def resume_config(speech_manifest, tmp_path_factory) -> Path:
-    """A run with every source of randomness on (dropout, SpecAugment, speed perturbation,
-    shuffled batches), three batches an epoch, a checkpoint every fourth step and at epoch ends."""
+    """A run with every source of randomness on (dropout, SpecAugment, speed perturbation, audio
+    augmentations, joined utterances, shuffled batches), three batches an epoch, a checkpoint every
+    fourth step and at epoch ends."""
     config = {
         "train_manifest": str(speech_manifest),
         "model": {"hidden_size": 32, "num_layers": 2, "dropout": 0.2},
         "specaug": {"freq_masks": 2, "time_masks": 2},
+        "augment": {"noise_prob": 0.5, "reverb_prob": 0.5, "rir_count": 3, "telephone_prob": 0.3,
+                    "codec_prob": 0.3, "gain_prob": 0.5, "join_prob": 0.3},
         "train": {"epochs": 12, "max_batch_seconds": 4.0, "lr": 3e-3, "warmup_steps": 5, "seed": 3,
                   "speeds": [0.9, 1.0, 1.1], "log_every": 1, "checkpoint_every": 4, "device": "cpu"},
     }

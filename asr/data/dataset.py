@@ -5,14 +5,19 @@ A batch is a dict:
     feature_lengths  (batch,)               int64, valid frames per utterance
     targets          (batch, labels)        int64, zero-padded token ids
     target_lengths   (batch,)               int64, valid labels per utterance
-    ids              list[str]              utterance ids, in batch order
+    ids              list[str]              utterance ids, in batch order ("a+b" for joined utterances)
 
 Features are computed on the fly in DataLoader workers (see
 benchmarks/features_cache.py for why no cache): only the current batches' audio
 is ever in memory. That also makes speed perturbation free: a training dataset
 given `speeds` plays each utterance at a factor drawn from them (Ko et al. 2015:
 tempo and pitch change together, as sox `speed` does). The draw depends only on
-(seed, epoch, index), so a resumed run sees exactly the same audio.
+(seed, epoch, index), so a resumed run sees exactly the same audio. So do the
+augmentations of asr.data.augment (noise, reverberation, telephone, codecs, gain),
+applied to the raw audio before log-mel, and the joining of several utterances
+into one example: an item index may be a tuple of utterance indices (the batch
+sampler's groups), whose audio is joined with pauses and whose texts are joined
+with spaces.
 """
 
 from __future__ import annotations
@@ -24,37 +29,57 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.data.augment import JOIN, AugmentConfig, Augmenter, join
 from asr.data.manifest import Utterance
 from asr.features import FeatureConfig, LogMel
 from asr.text import CharTokenizer
 
 
 class UtteranceDataset(torch.utils.data.Dataset):
-    """Item i -> (id, features (frames, mels), token ids (labels,))."""
+    """Item i (or a tuple of utterance indices) -> (id, features (frames, mels), token ids (labels,))."""
 
     def __init__(self, utterances: list[Utterance], features: FeatureConfig, tokenizer: CharTokenizer,
-                 speeds: tuple[float, ...] = (1.0,), seed: int = 0, epoch: int = 0):
+                 speeds: tuple[float, ...] = (1.0,), seed: int = 0, epoch: int = 0,
+                 augment: AugmentConfig | None = None, rir_bank: str | None = None):
         self.utterances = utterances
         self.logmel = LogMel(features)
         self.tokenizer = tokenizer
         self.speeds = tuple(speeds)
         self.seed = seed
         self.epoch = epoch
+        self.augment = augment or AugmentConfig()
+        self.augmenter = (Augmenter(self.augment, self._load, len(utterances), rir_bank)
+                          if self.augment.enabled else None)
 
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int | tuple[int, ...]):
+        group = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+        pieces = [self._perturbed(i) for i in group]
+        if len(pieces) == 1:
+            audio = pieces[0]  # (samples,)
+        else:
+            audio = join(pieces, np.random.default_rng([self.seed, self.epoch, group[0], JOIN]), self.augment)
+        if self.augmenter is not None:
+            audio = self.augmenter(audio, self.seed, self.epoch, group[0])
+        with torch.no_grad():
+            feats = self.logmel(torch.from_numpy(audio))  # (frames, mels)
+        text = " ".join(self.utterances[i].text for i in group)
+        tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)  # (labels,)
+        return "+".join(self.utterances[i].id for i in group), feats, tokens
+
+    def _load(self, index: int) -> np.ndarray:
         utt = self.utterances[index]
-        audio = load_audio(utt.audio_path, utt.offset, utt.duration)  # (samples,)
+        return load_audio(utt.audio_path, utt.offset, utt.duration)  # (samples,)
+
+    def _perturbed(self, index: int) -> np.ndarray:
+        audio = self._load(index)
         if len(self.speeds) > 1:
             speed = np.random.default_rng([self.seed, self.epoch, index]).choice(self.speeds)
             # Read the samples as if recorded at SAMPLE_RATE * speed, then bring them back to SAMPLE_RATE.
             audio = resample(audio, int(round(SAMPLE_RATE * speed)))
-        with torch.no_grad():
-            feats = self.logmel(torch.from_numpy(audio))  # (frames, mels)
-        tokens = torch.tensor(self.tokenizer.encode(utt.text), dtype=torch.long)  # (labels,)
-        return utt.id, feats, tokens
+        return audio
 
 
 def ignore_interrupts(_worker_id: int) -> None:

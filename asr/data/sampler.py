@@ -14,15 +14,23 @@ With `sortagrad`, epoch 0 runs from shortest to longest batch (SortaGrad,
 Amodei et al. 2016), which gets CTC off its all-blank plateau sooner.
 Under DDP each rank takes every `world_size`-th batch; the list is trimmed so
 all ranks get the same number of batches.
+
+With `groups` (epoch -> groups of utterance indices, e.g. asr.data.augment's
+join_groups), the batch items are those tuples, each packed by its joined
+duration (the utterances' durations plus `gap_seconds` per join), so batches of
+long joined examples respect the same cap.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 
 class DurationBatchSampler:
-    """Yields lists of dataset indices. `len()` is the number of batches left this epoch."""
+    """Yields lists of dataset indices (tuples of them with `groups`). `len()` is the number of
+    batches left this epoch."""
 
     def __init__(
         self,
@@ -33,6 +41,8 @@ class DurationBatchSampler:
         sortagrad: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        groups: Callable[[int], list[tuple[int, ...]]] | None = None,
+        gap_seconds: float = 0.0,
     ):
         if max_batch_seconds <= 0:
             raise ValueError("max_batch_seconds must be positive")
@@ -43,6 +53,8 @@ class DurationBatchSampler:
         self.sortagrad = sortagrad
         self.rank = rank
         self.world_size = world_size
+        self.groups = groups
+        self.gap_seconds = gap_seconds
         self.epoch = 0
         self.start_batch = 0
 
@@ -54,22 +66,32 @@ class DurationBatchSampler:
     def batches(self, epoch: int) -> list[list[int]]:
         """All of this rank's batches for `epoch`, in order."""
         rng = np.random.default_rng([self.seed, epoch])
+        items, durations = self._items(epoch)
         if self.shuffle:
             # Jitter durations by up to +-5% so the packing differs between epochs.
-            keys = self.durations * rng.uniform(0.95, 1.05, size=len(self.durations))
+            keys = durations * rng.uniform(0.95, 1.05, size=len(durations))
         else:
-            keys = self.durations
+            keys = durations
         order = np.argsort(keys, kind="stable")
-        batches = self._pack(order)
+        batches = [[items[i] for i in batch] for batch in self._pack(order, durations)]
         if self.shuffle and not (self.sortagrad and epoch == 0):
             batches = [batches[i] for i in rng.permutation(len(batches))]
         per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
         return batches[self.rank : per_rank * self.world_size : self.world_size]
 
-    def _pack(self, order: np.ndarray) -> list[list[int]]:
+    def _items(self, epoch: int) -> tuple[list, np.ndarray]:
+        """The epoch's batch items (indices, or groups of them) and their durations."""
+        if self.groups is None:
+            return list(range(len(self.durations))), self.durations
+        groups = self.groups(epoch)
+        seconds = [self.durations[list(g)].sum() + self.gap_seconds * (len(g) - 1) for g in groups]
+        return groups, np.asarray(seconds, dtype=np.float64)
+
+    def _pack(self, order: np.ndarray, durations: np.ndarray) -> list[list[int]]:
+        """Positions in `durations`, in `order`, cut into batches under the padded-seconds cap."""
         batches, current, longest = [], [], 0.0
         for index in order.tolist():
-            duration = self.durations[index]
+            duration = durations[index]
             widest = max(longest, duration)
             if current and widest * (len(current) + 1) > self.max_batch_seconds:
                 batches.append(current)

@@ -1,1 +1,2 @@
-"""Synthetic training speech: text-to-speech engines (espeak-ng, flite, piper) driven from prompts."""
+"""Synthetic training speech (`asr synth`): voices.py (engines and voice settings), prompts.py (what
+they read), corpus.py (planning and rendering a resumable Ogg/Opus corpus)."""

@@ -10,9 +10,13 @@
 #      (skipped with --data-dir; --mirror URL stands for https://www.openslr.org/resources)
 #   1  manifests for train/ and dev/ from the Kaldi data dirs    -> data/{train,dev}.jsonl
 #      (the original download has test/ instead of dev/: all 125 test speakers become dev),
-#      then $synth_count synthetic utterances (espeak-ng, flite, piper; training text only,
-#      resumable; --synth-count 0 skips them)                     -> data/synth/, data/synth.jsonl
-#      and both together for training on real + synthetic speech  -> data/train_synth.jsonl
+#      then $synth_count synthetic utterances, about 25 h (espeak-ng, flite, festival, piper;
+#      1,034 voice settings; prompts: training transcripts, the Common Voice sentences and
+#      Gutenberg books of --text-dir, and a small grammar; never dev text), Ogg/Opus, one core,
+#      niced, resumable (rerun the stage after a kill; --synth-count 0 skips it)
+#                                                                -> data/synth/, data/synth.jsonl
+#      and a synthetic dev set from held-out voices and text     -> data/synth_dev/, data/synth_dev.jsonl
+#      and real + synthetic training speech together              -> data/train_synth.jsonl
 #   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
 #   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
 #   4  word 3-gram LM + lexicon of the training transcripts, LM weight and word score
@@ -28,7 +32,8 @@ stop_stage=4
 export_model=false
 data_dir=""
 mirror=""
-synth_count=4300  # about 3.6 h of audio
+synth_count=22000  # about 25 h of audio (4.1 s per utterance on average)
+text_dir=../../../shared/data/text  # README.md there: Common Voice sentences (CC0), Gutenberg books
 conf=small
 asr="${ASR:-asr}"
 
@@ -39,6 +44,7 @@ while [ $# -gt 0 ]; do
     --data-dir) data_dir=$2; shift 2 ;;
     --mirror) mirror=$2; shift 2 ;;
     --synth-count) synth_count=$2; shift 2 ;;
+    --text-dir) text_dir=$2; shift 2 ;;
     --conf) conf=$2; shift 2 ;;
     --export) export_model=true; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
@@ -56,8 +62,12 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   $asr prepare speechocean762 --corpus-dir "$data_dir" --manifest-dir data
   if [ "$synth_count" -gt 0 ]; then
-    nice -n 19 $asr synth --text-manifest data/train.jsonl --out-dir data/synth --manifest data/synth.jsonl \
-      --count "$synth_count" --seed 0
+    prompts=(--prompts data/train.jsonl:0.2 --prompts "$text_dir/common_voice_sentences.txt:0.35"
+      --prompts "$text_dir/gutenberg:0.3" --grammar-weight 0.15 --prompt-pool 200000 --exclude-text data/dev.jsonl)
+    nice -n 19 $asr synth "${prompts[@]}" --split dev --out-dir data/synth_dev --manifest data/synth_dev.jsonl \
+      --count 300 --seed 0 --jobs 1
+    nice -n 19 $asr synth "${prompts[@]}" --out-dir data/synth --manifest data/synth.jsonl --count "$synth_count" \
+      --seed 0 --jobs 1
     cat data/train.jsonl data/synth.jsonl > data/train_synth.jsonl.tmp
     mv data/train_synth.jsonl.tmp data/train_synth.jsonl
   fi

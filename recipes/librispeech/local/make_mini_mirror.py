@@ -8,8 +8,8 @@ Writes what `asr prepare librispeech --mirror` expects to find:
                                  and <spk>-<chapter>.trans.txt, the real archives' layout
     OUT/31/dev-clean-2.tar.gz    the same, with other speakers and sentences
     OUT/md5sum.txt               `<md5>  <subset>.tar.gz` lines, for --checksums
-The speech is espeak-ng (asr.synth.synthesize) with one voice per speaker, saying
-sentences from that module's small grammar: enough to run every stage of the recipe
+The speech is espeak-ng (asr.synth) with one voice per speaker, saying sentences
+from asr.synth.prompts' small grammar: enough to run every stage of the recipe
 without internet, not to measure accuracy. Tests build their mirrors with `make_mirror`.
 """
 
@@ -25,7 +25,9 @@ from pathlib import Path
 import soundfile as sf
 
 from asr.audio import SAMPLE_RATE
-from asr.synth.synthesize import ESPEAK_ACCENTS, ESPEAK_VARIANTS, plan_jobs, render
+from asr.synth.corpus import plan_jobs, render
+from asr.synth.prompts import GRAMMAR, PromptSource
+from asr.synth.voices import ESPEAK_ACCENTS, ESPEAK_VARIANTS
 
 MINI_SUBSETS = ("train-clean-5", "dev-clean-2")  # OpenSLR resource 31
 
@@ -48,7 +50,8 @@ def make_mirror(out: str | Path, subsets=MINI_SUBSETS, speakers: int = 4, chapte
 
 def _write_subset(archive: Path, subset: str, speakers: int, chapters: int, utterances: int, seed: int,
                   first_speaker: int) -> dict[str, tuple[str, float]]:
-    jobs = iter(plan_jobs([], speakers * chapters * utterances, seed=seed, engines=["espeak"], extra_fraction=1.0))
+    grammar = [PromptSource(GRAMMAR, 1.0)]
+    jobs = iter(plan_jobs(grammar, speakers * chapters * utterances, seed=seed, engines=["espeak"]))
     contents = {}
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "LibriSpeech"
@@ -63,7 +66,7 @@ def _write_subset(archive: Path, subset: str, speakers: int, chapters: int, utte
                 folder.mkdir(parents=True)
                 lines = []
                 for u in range(utterances):
-                    job = dataclasses.replace(next(jobs), voice=voice)
+                    job = dataclasses.replace(next(jobs), voice=voice, warp=1.0)  # one voice per speaker
                     utt = f"{speaker}-{chapter}-{u:04d}"
                     audio = render(job)  # (samples,)
                     sf.write(folder / f"{utt}.flac", audio, SAMPLE_RATE, subtype="PCM_16")
