@@ -80,6 +80,11 @@ def speech_manifest(speech_dir, tmp_path_factory) -> Path:
     return out
 
 
+def num_frames(config, samples: int) -> int:
+    """Frames of a centered STFT (asr.features.LogMel) of `samples` samples: one per hop, plus one."""
+    return samples // config.hop_length + 1
+
+
 def tone(seconds: float, rate: int = SAMPLE_RATE, channels: int = 1, freq: float = 440.0) -> np.ndarray:
     """A sine tone `(samples,)` or `(samples, channels)` for audio-format tests."""
     t = np.arange(int(seconds * rate)) / rate

@@ -4,10 +4,12 @@ and changes the audio measurably; joined examples and their batches."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
 import pytest
+from conftest import num_frames
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.data.augment import (
@@ -177,7 +179,7 @@ def test_joined_examples_in_batches_and_in_the_dataset(speech_manifest):
     uid, feats, tokens = dataset[group]
     assert uid == "+".join(utts[i].id for i in group)
     assert CharTokenizer().decode(tokens.tolist()) == " ".join(utts[i].text for i in group)
-    frames = FeatureConfig().num_frames
+    frames = functools.partial(num_frames, FeatureConfig())
     low = frames(int(sum(durations[i] for i in group) * SAMPLE_RATE))
     assert low <= feats.shape[0] <= frames(int(joined_seconds(durations, group, config) * SAMPLE_RATE)) + 1
     again = UtteranceDataset(utts, FeatureConfig(), CharTokenizer(), augment=config)[group]

@@ -6,6 +6,7 @@ import librosa
 import numpy as np
 import pytest
 import torch
+from conftest import num_frames
 
 from asr.audio import load_audio
 from asr.features import FeatureConfig, LogMel, SpecAugmentConfig, spec_augment
@@ -14,11 +15,6 @@ CONFIGS = {
     "default": FeatureConfig(),
     "40 bins, 20/15 ms, n_fft=320": FeatureConfig(n_mels=40, win_ms=20.0, hop_ms=15.0, n_fft=320),
 }
-
-
-def num_frames(config: FeatureConfig, samples: int) -> int:
-    """Frames of a centered STFT: one per hop, plus one."""
-    return samples // config.hop_length + 1
 
 
 @pytest.fixture(scope="module")
