@@ -56,7 +56,7 @@ from asr.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from asr.config import ConfigError, to_dict
 from asr.data.augment import AugmentConfig, ensure_rir_bank, join_groups
 from asr.data.dataset import UtteranceDataset, collate, ignore_interrupts
-from asr.data.manifest import read_manifest
+from asr.data.manifest import read_manifest, read_mix
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import GreedyDecoder
 from asr.distributed import Distributed
@@ -95,13 +95,14 @@ class TrainConfig:
     amp: bool = True  # float16 autocast when on CUDA
     grad_accum: int = 1  # batches per optimizer step in each process; global batch = grad_accum x processes
     keep_last: int = 0  # end-of-epoch checkpoints epoch-N.pt to keep, for `asr average`; 0 = none
+    init_from: str = ""  # checkpoint whose weights start a new run (fresh optimizer and schedule); "" = random
 
 
 @dataclass
 class RunConfig:
     """Everything one training run depends on; saved as exp_dir/config.yaml."""
 
-    train_manifest: str = ""  # JSONL manifest to train on (required)
+    train_manifest: str = ""  # JSONL manifest to train on (required); a mix: "a.jsonl*2, b.jsonl" (read_mix)
     dev_manifest: str = ""  # JSONL manifest whose greedy WER picks best.pt; "": no dev set
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
@@ -186,7 +187,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.train.lr,
                                            weight_decay=config.train.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.train_utts = read_manifest(config.train_manifest)
+        self.train_utts = read_mix(config.train_manifest)
         self.dev_utts = read_manifest(config.dev_manifest) if config.dev_manifest else []
         durations = [u.duration for u in self.train_utts]
         augment = config.augment
@@ -281,6 +282,19 @@ class Trainer:
         if self.dist.is_main:
             self.log_lines = _truncate_log(self.exp_dir / "metrics.jsonl", saved.get("log_lines"), self.state.step)
         return True
+
+    def start_from(self, path: str | Path) -> None:
+        """Start a new run from the weights of checkpoint `path` (its optimizer state, if any, is not
+        used). Raises ConfigError when its vocabulary or network sizes differ from this run's."""
+        checkpoint = read_checkpoint(path)
+        if list(checkpoint["vocab"]) != list(self.tokenizer.vocab):
+            raise ConfigError(f"train.init_from {path}: its vocabulary differs from this run's")
+        ours = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in checkpoint["model_state_dict"].items()}
+        if ours != theirs:
+            raise ConfigError(f"train.init_from {path}: its network ({checkpoint['model_config']}) does not "
+                              f"match model: {to_dict(self.config)['model']}")
+        self.model.load_state_dict(checkpoint["model_state_dict"])
 
     def open_tensorboard(self) -> None:
         """Write TensorBoard scalars to exp_dir/tensorboard (rank 0), if tensorboard is installed.
@@ -436,8 +450,12 @@ def _train(trainer: Trainer, exp_dir: Path) -> None:
     config = trainer.config
     if trainer.restore():
         trainer.say(f"resumed from {exp_dir / 'last.pt'} at step {trainer.state.step}")
-    elif trainer.dist.is_main:
-        (exp_dir / "metrics.jsonl").unlink(missing_ok=True)  # no last.pt: a new run, a new log
+    else:
+        if trainer.dist.is_main:
+            (exp_dir / "metrics.jsonl").unlink(missing_ok=True)  # no last.pt: a new run, a new log
+        if config.train.init_from:
+            trainer.start_from(config.train.init_from)
+            trainer.say(f"starting from the weights of {config.train.init_from}")
     trainer.open_tensorboard()
     if trainer.dist.is_main:
         (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

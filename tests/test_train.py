@@ -22,6 +22,7 @@ from conftest import ONE_THREAD_ENV
 
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint
 from asr.cli import main
+from asr.config import ConfigError
 from asr.data.manifest import read_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
@@ -283,6 +284,26 @@ def test_logged_loss_and_gradient_norm_are_means_over_the_log_window(speech_mani
             assert line[key] == pytest.approx(sum(r[key] for r in window) / 3, abs=2e-3), key
         assert line["loss"] != pytest.approx(window[-1]["loss"], abs=1e-3)  # the mean, not the last step
         assert line["audio_sec_per_sec"] > 0
+
+
+def test_init_from_starts_a_new_run_from_weights_and_refuses_other_sizes(speech_manifest, tmp_path):
+    def config(hidden_size: int, init_from: str) -> RunConfig:
+        return RunConfig(train_manifest=f"{speech_manifest}*2",  # every utterance twice
+                         model=ModelConfig(hidden_size=hidden_size, num_layers=1),
+                         train=TrainConfig(epochs=1, max_batch_seconds=4.0, num_workers=0, device="cpu",
+                                           init_from=init_from))
+
+    source = tmp_path / "source"
+    run(config(16, ""), source)
+    trainer = Trainer(config(16, str(source / "last.pt")), tmp_path / "new")
+    trainer.start_from(source / "last.pt")
+    saved = read_checkpoint(source / "last.pt")["model_state_dict"]
+    assert all(torch.equal(v, saved[k]) for k, v in trainer.model.state_dict().items())
+    assert trainer.state.step == 0 and len(trainer.train_utts) == 2 * len(read_manifest(speech_manifest))
+    with pytest.raises(ConfigError, match="does not match"):
+        Trainer(config(8, ""), tmp_path / "other").start_from(source / "last.pt")
+    finished = run(config(16, str(source / "last.pt")), tmp_path / "continued")
+    assert finished.state.step == trainer.steps_per_epoch  # a whole new epoch, not a resume
 
 
 class Crash(Exception):
