@@ -4,11 +4,11 @@
     set_threads(2, "--train.threads")  # what a flag asked for; < 1 is a ConfigError naming the flag
 
 The default is half the cores this process may run on (at least 1, at most what torch
-would take: OMP_NUM_THREADS, or torchrun's 1 per process, still win). The BiLSTM gains
-little from more threads (speechocean762 `small` training on 2 cores: 68 audio s/s with
-1 thread, 75 with 2; benchmarks/README.md), while a thread that has to share its core
-makes every parallel region wait for it: on a machine that others (or this run's own
-DataLoader workers) also use, fewer threads are faster.
+would take: OMP_NUM_THREADS, or torchrun's 1 per process, still win). The BiLSTM's
+matrices are small, so extra threads gain little, while a thread that has to share its
+core makes every parallel region wait for it: on a machine that others (or this run's
+own DataLoader workers) also use, fewer threads are faster. benchmarks/train_step.py
+measures both, with and without a competing process (table in benchmarks/README.md).
 """
 
 from __future__ import annotations

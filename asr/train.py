@@ -8,12 +8,12 @@
       metrics.jsonl   one line per logged step / dev evaluation / epoch checkpoint
       curves.png      loss, lr and dev WER/CER against step, redrawn at each evaluation
       tensorboard/    the same scalars for TensorBoard, when `tensorboard` is installed
+      rir_bank.npz    room impulse responses for reverberation (augment.reverb_prob > 0), rendered once
 
 Every `log_every` steps a line goes to metrics.jsonl with the means over those steps
 (loss per character, gradient norm) and the audio seconds trained per second of wall
 time; on a terminal a progress bar shows them, otherwise (output to a log file) the
 same figures are printed as one plain line, as are the dev WER/CER after each evaluation.
-      rir_bank.npz    room impulse responses for reverberation (augment.reverb_prob > 0), rendered once
 
 The loop is a row of small functions: `get_lr` (pure schedule), `compute_loss`,
 `optimizer_step`, `train_one_epoch`, `validate` and `run`. Killing the process at

@@ -1,14 +1,22 @@
-"""CPU training throughput for the default config, and the padding our duration sampler saves.
+"""CPU training throughput, packed LSTM (before) against dense (now), and the padding our duration sampler saves.
 
-    python benchmarks/train_step.py [--manifest TRAIN.jsonl] [--steps 12] [--config YAML]
+    python benchmarks/train_step.py [--config YAML] [--manifest TRAIN.jsonl] [--steps 8] [--seconds 25]
 
-1. Throughput: `asr.train.run`, the real training loop (features computed on the
-   fly in a DataLoader worker, SpecAugment, forward, CTC loss, backward, AdamW
-   step), for --steps steps of the default RunConfig (or --config) on the
-   speechocean762 train manifest, batches in random order (no SortaGrad, whose
-   short-first epoch 0 would flatter the figure). Audio seconds per second of
-   wall time come from the loop's own metrics.jsonl; the first logged window
-   (start-up) is left out.
+1. Throughput: one optimizer step of `asr.train` (`optimizer_step`: SpecAugment,
+   forward, CTC loss, backward, gradient clipping, AdamW) on the same batches, in
+   audio seconds trained per second of wall time, for
+     - the LSTM formulation: `packed`, nn.LSTM over a PackedSequence as the model ran
+       before (`asr.model.packed_bilstm` put in place of `dense_bilstm`), and `dense`,
+       the model as it is;
+     - 1 and 2 torch threads;
+     - the machine as it is, then with a competing CPU-bound process that this script
+       starts (a one-core Python busy loop, like a neighbour's job) and stops.
+   Batches: the first --steps + 1 of a shuffled epoch of --config (default: the
+   speechocean762 `small` recipe, batches of 50 padded seconds; no SortaGrad, whose
+   short-first epoch would flatter the figure), featurized once beforehand so that
+   every row trains on the same audio. Each row starts from the same initial weights;
+   its first step is a warm-up and is not timed, and a row stops after --seconds of
+   timed steps (at least one), which only the slowest rows reach.
 2. Padding: the share of padded frames over one epoch of batches, with
    DurationBatchSampler and with random batching of the same utterances under
    the same cap (batch size x longest utterance <= max_batch_seconds).
@@ -17,21 +25,22 @@
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import itertools
+import subprocess
+import sys
 import tempfile
-from pathlib import Path
+import time
 
 import numpy as np
-import torch
-from common import TRAIN_MANIFEST, machine_line
+from common import RECIPE, TRAIN_MANIFEST, machine_line
 
+import asr.model
 from asr.config import load_yaml, merge
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
-from asr.train import RunConfig, run
+from asr.train import RunConfig, Trainer, get_lr, optimizer_step
 
-LOG_EVERY = 3  # steps per throughput window in metrics.jsonl
+FORMULATIONS = {"packed": asr.model.packed_bilstm, "dense": asr.model.dense_bilstm}
 
 
 def padding_fraction(durations: np.ndarray, batches: list[list[int]]) -> float:
@@ -40,20 +49,39 @@ def padding_fraction(durations: np.ndarray, batches: list[list[int]]) -> float:
     return 1.0 - durations.sum() / padded
 
 
+def throughput(config: RunConfig, batches: list[dict], formulation: str, seconds: float) -> float:
+    """Audio seconds per second over the timed steps (all but the first) of one fresh Trainer."""
+    asr.model.dense_bilstm = FORMULATIONS[formulation]  # what CTCModel.forward calls on a padded CPU batch
+    try:
+        with tempfile.TemporaryDirectory() as exp_dir:
+            trainer = Trainer(config, exp_dir)  # sets the threads; the same initial weights every time
+            trainer.model.train()
+            audio = elapsed = 0.0
+            for step, batch in enumerate(batches):
+                start = time.perf_counter()
+                optimizer_step(trainer, [batch], get_lr(step, config.train, len(batches)))
+                if step > 0:  # the first step is a warm-up
+                    elapsed += time.perf_counter() - start
+                    audio += batch["feature_lengths"].sum().item() * config.features.hop_ms / 1000
+                    if elapsed > seconds:
+                        break
+    finally:
+        asr.model.dense_bilstm = FORMULATIONS["dense"]
+    return audio / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=str(RECIPE / "conf" / "small.yaml"))
     parser.add_argument("--manifest", default=str(TRAIN_MANIFEST))
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--config", help="recipe YAML to measure instead of the defaults")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per row (after one warm-up step)")
+    parser.add_argument("--seconds", type=float, default=25.0, help="stop a row after this much timed training")
     args = parser.parse_args()
     print(machine_line())
 
-    config = RunConfig()
-    if args.config:
-        config = merge(config, load_yaml(args.config))
+    config = merge(RunConfig(), load_yaml(args.config))
     config = merge(config, {"train_manifest": args.manifest, "dev_manifest": "",
-                            "train": {"max_steps": args.steps, "log_every": LOG_EVERY, "sortagrad": False,
-                                      "checkpoint_every": 10**9, "device": "cpu"}})
+                            "train": {"sortagrad": False, "num_workers": 0, "device": "cpu"}})
 
     durations = np.array([u.duration for u in read_manifest(args.manifest)])
     sampler = DurationBatchSampler(durations.tolist(), config.train.max_batch_seconds, seed=0)
@@ -65,15 +93,29 @@ def main() -> None:
           f"duration sampler {ours:.1%}   random batching {shuffled:.1%}")
 
     with tempfile.TemporaryDirectory() as exp_dir:
-        run(config, exp_dir)
-        rows = [json.loads(line) for line in (Path(exp_dir) / "metrics.jsonl").read_text().splitlines()]
-    speeds = [row["audio_sec_per_sec"] for row in rows if "audio_sec_per_sec" in row][1:]
+        batches = list(itertools.islice(Trainer(config, exp_dir).loader(), args.steps + 1))
+    utterances = [len(b["ids"]) for b in batches[1:]]
+    audio = sum(b["feature_lengths"].sum().item() for b in batches[1:]) * config.features.hop_ms / 1000
     model = config.model
-    print(f"train    {args.config or 'default config'} "
-          f"({model.num_layers}x{model.hidden_size} BiLSTM, subsample {model.subsample}, "
-          f"{config.train.max_batch_seconds:g} s batches), {torch.get_num_threads()} threads: "
-          f"{statistics.median(speeds):.1f} audio-s/s (median of {len(speeds)} windows of {LOG_EVERY} steps, "
-          f"range {min(speeds):.1f}-{max(speeds):.1f})")
+    print(f"train    {args.config}: {model.num_layers}x{model.hidden_size} BiLSTM, subsample {model.subsample}; "
+          f"{args.steps} timed batches of {min(utterances)}-{max(utterances)} utterances, {audio:.0f} s of audio "
+          f"in all, <= {config.train.max_batch_seconds:g} padded s each")
+    print("| threads | competing process | packed (before), audio s/s | dense (now), audio s/s | dense / packed |")
+    print("| ---: | --- | ---: | ---: | ---: |")
+    for competing in (False, True):
+        rival = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if competing else None
+        try:
+            for threads in (1, 2):
+                config.train.threads = threads
+                speed = {name: throughput(config, batches, name, args.seconds) for name in FORMULATIONS}
+                print(f"| {threads} | {'one busy-loop process' if competing else 'none started'} "
+                      f"| {speed['packed']:.1f} | {speed['dense']:.1f} | {speed['dense'] / speed['packed']:.1f}x |",
+                      flush=True)
+        finally:
+            if rival is not None:
+                rival.kill()
+                rival.wait()
+    print(machine_line())  # the load average again, after the run
 
 
 if __name__ == "__main__":

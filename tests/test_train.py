@@ -182,6 +182,7 @@ def test_killed_run_resumes_to_the_same_weights(resume_config, uninterrupted_exp
     assert _comparable(records) == _comparable(_metrics(uninterrupted_exp))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
 def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run(resume_config, uninterrupted_exp,
                                                                                  tmp_path, stop):
@@ -191,8 +192,8 @@ def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run
     signum = getattr(signal, stop)
     exp_dir = tmp_path / "exp"
     command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-               "--train.num_workers", "1" if stop == "SIGINT" else "0",
-               "--train.checkpoint_every", "1000"]  # no periodic last.pt: only the signal writes one mid-epoch
+               "--train.num-workers", "1" if stop == "SIGINT" else "0",
+               "--train.checkpoint-every", "1000"]  # no periodic last.pt: only the signal writes one mid-epoch
     proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     # Signal just after the first step of an epoch (from epoch 1 on), so that the next step
@@ -234,13 +235,14 @@ def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run
 STEP_LINE = re.compile(r"step (\d+)  epoch (\d+)  loss ([\d.]+)  lr (\S+)  ([\d.]+) audio-s/s  elapsed \d+:\d\d:\d\d")
 
 
+@pytest.mark.slow
 def test_a_log_file_gets_plain_step_lines_as_training_goes(resume_config, speech_manifest, tmp_path):
     """Output redirected to a file: one line per log window, written (flushed) when the window
     ends, not at exit; a line per dev evaluation; no progress bar."""
     exp_dir, log = tmp_path / "exp", tmp_path / "train.log"
     command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-               "--train.num_workers", "0", "--train.epochs", "2", "--train.log_every", "2",
-               "--dev_manifest", str(speech_manifest)]
+               "--train.num-workers", "0", "--train.epochs", "2", "--train.log-every", "2",
+               "--dev-manifest", str(speech_manifest)]
     with open(log, "w") as out:
         proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
