@@ -65,24 +65,24 @@ class AugmentError(AsrError):
 class AugmentConfig:
     """Probabilities (0 = off) and strength ranges of the training-audio augmentations."""
 
-    noise_prob: float = 0.0
-    noise_snr_db: tuple[float, float] = (5.0, 25.0)
+    noise_prob: float = 0.0  # share of examples with additive noise (coloured or babble)
+    noise_snr_db: tuple[float, float] = (5.0, 25.0)  # SNR range (dB) the noise is drawn at
     babble_share: float = 0.5  # of the noisy examples, the share with babble rather than coloured noise
-    babble_talkers: tuple[int, int] = (3, 6)
-    reverb_prob: float = 0.0
+    babble_talkers: tuple[int, int] = (3, 6)  # other training utterances summed into one babble
+    reverb_prob: float = 0.0  # share of examples played in a simulated room
     rt60: tuple[float, float] = (0.2, 0.9)  # seconds, of the rooms in the bank
     rir_count: int = 200  # rooms in the bank
     rir_bank: str = ""  # .npz bank of impulse responses; "" = EXP_DIR/rir_bank.npz, rendered on first use
-    telephone_prob: float = 0.0
+    telephone_prob: float = 0.0  # share of examples sent through a phone line (8 kHz, GSM or mu-law)
     gsm_share: float = 0.5  # of the telephone examples, the share with GSM 06.10 rather than mu-law
-    codec_prob: float = 0.0
+    codec_prob: float = 0.0  # share of examples coded with Opus or MP3 at a low bitrate
     codec_levels: tuple[float, float] = (0.9, 0.99)  # libsndfile compression level
     mp3_share: float = 0.5  # of the codec examples, the share with MP3 rather than Opus
-    gain_prob: float = 0.0
-    gain_db: tuple[float, float] = (-15.0, 15.0)
+    gain_prob: float = 0.0  # share of examples with a random gain (clipped at full scale)
+    gain_db: tuple[float, float] = (-15.0, 15.0)  # gain range in dB
     join_prob: float = 0.0  # share of utterances that start a joined example
     join_count: tuple[int, int] = (2, 4)  # utterances in a joined example
-    join_max_seconds: float = 20.0
+    join_max_seconds: float = 20.0  # longest joined example, pauses included
     join_pause: tuple[float, float] = (0.1, 0.6)  # seconds between joined utterances
 
     @property
