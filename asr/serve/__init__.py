@@ -48,6 +48,7 @@ class ServeConfig:
 
     workers: int = 0  # model worker threads; 0: one per core
     queue_size: int = 32  # requests admitted at once (uploading, waiting or running); more get 503
+    max_batch: int = 1  # short requests (up to 20 s) waiting at once run through the model together
     max_upload_mb: float = 25.0  # largest upload, in MB (OpenAI's limit); larger ones get 413
     max_audio_seconds: float = 600.0  # longest audio; longer gets 413
     min_audio_seconds: float = 0.05  # shortest audio; shorter gets 400 (under one feature frame)

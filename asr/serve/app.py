@@ -212,7 +212,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
             await form.close()
         seconds = await run_in_threadpool(_check_audio, path, name, config)
         try:
-            result = await _unless_client_leaves(request, scheduler.transcribe(path))
+            result = await _unless_client_leaves(request, scheduler.transcribe(path, seconds))
         except AudioError as err:  # readable header, unreadable samples (e.g. a garbled Ogg body)
             raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
         if result is None:

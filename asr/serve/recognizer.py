@@ -25,7 +25,7 @@ from asr.audio import SAMPLE_RATE, AudioError
 from asr.checkpoint import LoadedModel
 from asr.decode import Decoder, DecodingOptions, Hypothesis, make_decoder
 from asr.pretrained import PRETRAINED_DIR
-from asr.transcribe import iter_transcripts
+from asr.transcribe import TranscribeOptions, iter_transcripts
 
 CARD_FILE = "MODEL_CARD.md"  # read next to the checkpoint, if there
 
@@ -73,6 +73,18 @@ class Recognizer:
         if isinstance(result, AudioError):
             raise result
         return result
+
+    def transcribe_batch(self, paths: list[Path], should_stop: Callable[[], bool] = lambda: False
+                         ) -> list[Hypothesis | AudioError]:
+        """Transcripts of `paths`, their segments batched through the model together."""
+        def check(_seconds: float) -> None:
+            if should_stop():
+                raise Cancelled()
+
+        options = TranscribeOptions(batch_segments=max(TranscribeOptions.batch_segments, len(paths)))
+        with self._decoder() as decoder:
+            results = dict(iter_transcripts(self.loaded, paths, decoder, options, on_audio=check))
+        return [results[p] for p in paths]
 
     def describe(self) -> dict:
         """What /v1/models says about the model: card summary, architecture, decoding settings."""

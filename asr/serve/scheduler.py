@@ -38,6 +38,7 @@ from asr.serve.recognizer import Cancelled, Recognizer
 @dataclass
 class Job:
     path: Path
+    seconds: float  # audio duration
     future: asyncio.Future  # Hypothesis, or the exception transcribing raised
     gone: threading.Event = field(default_factory=threading.Event)  # the client left: seen by the worker thread
 
@@ -88,8 +89,8 @@ class Scheduler:
     def waiting(self) -> int:
         return sum(not job.future.cancelled() for job in self._waiting)
 
-    async def transcribe(self, path: Path) -> Hypothesis:
-        job = Job(path, asyncio.get_running_loop().create_future())
+    async def transcribe(self, path: Path, seconds: float = 0.0) -> Hypothesis:
+        job = Job(path, seconds, asyncio.get_running_loop().create_future())
         async with self._wakeup:
             self._waiting.append(job)
             self._wakeup.notify()
@@ -100,14 +101,51 @@ class Scheduler:
             job.future.cancel()
             raise
 
+    def _next_batch(self) -> list[Job]:
+        """The oldest live job and, if it is short, the short jobs waiting behind it (up to max_batch)."""
+        live = [job for job in self._waiting if not job.future.cancelled()]
+        batch = [live[0]]
+        if live[0].seconds <= 20.0:
+            batch += [job for job in live[1:] if job.seconds <= 20.0][: self.config.max_batch - 1]
+        taken = set(map(id, batch))
+        self._waiting = deque(job for job in live if id(job) not in taken)
+        return batch
+
+    async def _run_batch(self, batch: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        self.running += len(batch)
+        start = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._pool, self.recognizer.transcribe_batch, [j.path for j in batch],
+                                                 lambda: all(j.gone.is_set() for j in batch))
+        except Cancelled:
+            return
+        except Exception as err:
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(err)
+            return
+        finally:
+            self.running -= len(batch)
+        took = (time.perf_counter() - start) / len(batch)
+        self.seconds_per_request = 0.8 * self.seconds_per_request + 0.2 * took if self.seconds_per_request else took
+        for job, result in zip(batch, results):
+            if not job.future.done():
+                if isinstance(result, Exception):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             async with self._wakeup:
                 await self._wakeup.wait_for(lambda: self.waiting > 0)
-                while self._waiting[0].future.cancelled():  # clients that left while waiting
-                    self._waiting.popleft()
-                job = self._waiting.popleft()
+                batch = self._next_batch()
+            if len(batch) > 1:
+                await self._run_batch(batch)
+                continue
+            job = batch[0]
             self.running += 1
             start = time.perf_counter()
             try:
