@@ -1,14 +1,15 @@
 """Load test of `asr serve` on loopback: throughput, latency percentiles, errors and peak RSS.
 
-    python benchmarks/serve_load.py [--clients 1 4 16] [--requests 16] [--workers N] [--model CKPT]
-        [--utterances 32]
+    python benchmarks/serve_load.py [--clients 1 4 16] [--requests 16] [--workers N] [--max-batch B]
+        [--model CKPT] [--utterances 32]
 
 1. Inputs: the first --utterances speechocean762 dev utterances (16 kHz Ogg/Opus, 2 to
    20 s of read speech), or, without the recipe's manifest, as many sentences spoken by
    espeak-ng into benchmarks/.serve-work/ (git-ignored).
 2. One `asr serve --port 0` process (the bundled model and its stored decoding, beam
-   search + word LM, unless --model), --workers threads (default: the server's own, one
-   per core), the default queue of 32. Two requests warm it up.
+   search + word LM, unless --model), --workers threads and --max-batch (default: the
+   server's own, one worker per core, batches of up to 4), the default queue of 32. Two
+   requests warm it up.
 3. For each N in --clients: N concurrent clients (asyncio + httpx, one connection each)
    send --requests requests each, back to back, cycling through the inputs from
    different starting points. Latency is from sending a request to the last byte of
@@ -66,10 +67,11 @@ def inputs(count: int) -> list[tuple[bytes, float, str]]:
     return files
 
 
-def start_server(model: str | None, workers: int | None, max_batch: int) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "asr", "serve", "--port", "0", "--max-batch", str(max_batch)]
+def start_server(model: str | None, workers: int | None, max_batch: int | None) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "asr", "serve", "--port", "0"]
     command += ["--model", model] if model else []
     command += ["--workers", str(workers)] if workers else []
+    command += ["--max-batch", str(max_batch)] if max_batch else []
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = server.stdout.readline()
     match = re.search(r"http://\S+/", line)
@@ -116,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--requests", type=int, default=16, help="requests per client")
-    parser.add_argument("--max-batch", type=int, default=1, help="the server's --max-batch")
+    parser.add_argument("--max-batch", type=int, help="server requests per model call (default: the server's)")
     parser.add_argument("--workers", type=int, help="server worker threads (default: the server's, one per core)")
     parser.add_argument("--model", help="checkpoint to serve (default: the bundled model)")
     parser.add_argument("--utterances", type=int, default=32)

@@ -43,7 +43,7 @@ URL = "/v1/audio/transcriptions"
 
 
 class GatedRecognizer(Recognizer):
-    """The bundled model behind a gate: each call waits for `gate`, and its request's folder is logged."""
+    """The bundled model behind a gate: each call waits for `gate`, and its requests' folders are logged."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,10 +51,10 @@ class GatedRecognizer(Recognizer):
         self.gate.set()
         self.calls: list[list[str]] = []
 
-    def transcribe(self, path, should_stop=lambda: False):
-        self.calls.append(Path(path).parent.name)  # each request's own folder
+    def transcribe(self, paths, should_stop=lambda: False):
+        self.calls.append([Path(path).parent.name for path in paths])  # each request's own folder
         assert self.gate.wait(60), "test gate never opened"
-        return super().transcribe(path, should_stop)
+        return super().transcribe(paths, should_stop)
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +280,37 @@ def test_full_queue_answers_503_with_retry_after_then_recovers(loaded, speech):
         assert work_dir_entries(client) == []
 
 
+def test_concurrent_short_requests_share_a_model_call_and_get_their_own_answers(loaded, speech):
+    alone = {}
+    with make_client(loaded, max_batch=1) as client:
+        for path in speech:
+            alone[path] = post(client, path, response_format="verbose_json").json()
+    with make_client(loaded, max_batch=4) as client:
+        scheduler, recognizer = client.app.state.scheduler, client.app.state.scheduler.recognizer
+        recognizer.gate.clear()
+        answers: dict = {}
+
+        def ask(path):
+            answers[path] = post(client, path, response_format="verbose_json")
+
+        threads = [threading.Thread(target=ask, args=(speech[0],))]
+        threads[0].start()
+        _wait_for(lambda: scheduler.running == 1, "the first request to reach the model")
+        threads += [threading.Thread(target=ask, args=(path,)) for path in speech]
+        for thread in threads[1:]:
+            thread.start()
+        _wait_for(lambda: scheduler.waiting == 3, "three requests to queue behind it")
+        recognizer.gate.set()
+        for thread in threads:
+            thread.join(60)
+        assert [len(call) for call in recognizer.calls] == [1, 3]  # one alone, then three in one call
+        assert scheduler.calls == 2
+    for path in speech:  # the three batched answers (speech[0]'s replaced its first, unbatched one)
+        got, want = answers[path].json()["words"], alone[path]["words"]
+        assert [(w["word"], w["start"], w["end"]) for w in got] == [(w["word"], w["start"], w["end"]) for w in want]
+        assert [w["confidence"] for w in got] == pytest.approx([w["confidence"] for w in want], abs=1e-3)
+
+
 def test_workers_run_requests_side_by_side_and_in_arrival_order(loaded, speech):
     with make_client(loaded, workers=2) as client:
         scheduler, recognizer = client.app.state.scheduler, client.app.state.scheduler.recognizer
@@ -315,10 +346,10 @@ def test_a_transcription_whose_client_left_stops_between_model_calls(loaded, spe
     forward_calls = []
     hook = loaded.model.register_forward_hook(lambda *_: forward_calls.append(1))
     try:
-        assert recognizer.transcribe(tmp_path / "long.wav").text
+        assert recognizer.transcribe([tmp_path / "long.wav"])[0].text
         needed, forward_calls[:] = len(forward_calls), []
         with pytest.raises(Cancelled):
-            recognizer.transcribe(tmp_path / "long.wav", should_stop=lambda: True)
+            recognizer.transcribe([tmp_path / "long.wav"], should_stop=lambda: True)
     finally:
         hook.remove()
     assert needed > 1 and len(forward_calls) == 1  # stopped after the first of its model calls

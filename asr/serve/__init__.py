@@ -11,7 +11,7 @@
 The package is split so that each part can be read (and tested) alone:
     recognizer.py  the model and its decoders; `Recognizer.transcribe` is the one call into
                    the transcription library (asr.transcribe)
-    scheduler.py   bounded admission, the FIFO queue and the worker pool
+    scheduler.py   bounded admission, the FIFO queue, the worker pool and batching
     formats.py     the five response formats of a transcript
     app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors
 
@@ -23,7 +23,6 @@ when they are missing.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 
@@ -37,27 +36,25 @@ class ServeError(AsrError):
     """The server cannot start: a port in use, bad settings."""
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (the affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @dataclass(frozen=True)
 class ServeConfig:
     """Pool sizes and limits of the server. Frozen: build a new one to change it."""
 
     workers: int = 0  # model worker threads; 0: one per core
     queue_size: int = 32  # requests admitted at once (uploading, waiting or running); more get 503
-    max_batch: int = 1  # short requests (up to 20 s) waiting at once run through the model together
+    max_batch: int = 4  # short requests waiting at the same time go through the model together (1: never)
     max_upload_mb: float = 25.0  # largest upload, in MB (OpenAI's limit); larger ones get 413
     max_audio_seconds: float = 600.0  # longest audio; longer gets 413
     min_audio_seconds: float = 0.05  # shortest audio; shorter gets 400 (under one feature frame)
 
     def __post_init__(self):
         if self.workers == 0:
-            object.__setattr__(self, "workers", available_cores())
-        if self.workers < 1 or self.queue_size < 1:
-            raise ServeError("--workers must not be negative (0: one per core), --queue-size must be at least 1")
+            from asr.threads import usable_cores  # imports torch: only when a config is built
+
+            object.__setattr__(self, "workers", usable_cores())
+        if self.workers < 1 or self.queue_size < 1 or self.max_batch < 1:
+            raise ServeError("--workers must not be negative (0: one per core), --queue-size and --max-batch "
+                             "must be at least 1")
         if self.max_upload_mb <= 0 or not 0 < self.min_audio_seconds < self.max_audio_seconds:
             raise ServeError("--max-upload-mb must be positive and --max-audio-seconds above --min-audio-seconds")
 
@@ -93,14 +90,14 @@ def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
 
 def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
     """Serve `recognizer` on the socket from `listen` until interrupted; prints the URL first."""
-    import torch
     import uvicorn
 
     from asr.serve.app import create_app
+    from asr.threads import set_threads, usable_cores
 
     # Each worker gets an equal share of the cores for torch's intra-op threads: several
     # workers each using every core would fight over them.
-    torch.set_num_threads(max(1, available_cores() // config.workers))
+    set_threads(max(1, usable_cores() // config.workers))
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     print(f"asr serve: {recognizer.model_id} on http://{shown}:{port}/ "

@@ -1,10 +1,12 @@
 """The server's model: one loaded checkpoint, a decoder per worker, and the one call into asr.transcribe.
 
     recognizer = Recognizer(load_model(path), decoding_options, workers=2)
-    hyp = recognizer.transcribe(wav_path)   # Hypothesis with timed words; AudioError for unusable audio
+    [hyp] = recognizer.transcribe([wav_path])   # Hypothesis with timed words, or AudioError
 
 `transcribe` is the only place the server calls the transcription library: when
-asr.transcribe changes, only this method changes.
+asr.transcribe changes, only this method changes. Several short requests can be
+transcribed in one call, their segments batched through the model together: on 2
+CPU cores that raised throughput under load (benchmarks/README.md, `asr serve`).
 
 Thread safety: the model's weights are only read (inference mode), so worker
 threads share one model; a beam decoder keeps its search state in itself, so each
@@ -58,25 +60,14 @@ class Recognizer:
         finally:
             self._decoders.put(decoder)
 
-    def transcribe(self, path: Path, should_stop: Callable[[], bool] = lambda: False) -> Hypothesis:
-        """The transcript of the audio file `path`, with timed words. Raises AudioError for unusable audio.
+    def transcribe(self, paths: list[Path], should_stop: Callable[[], bool] = lambda: False
+                   ) -> list[Hypothesis | AudioError]:
+        """Transcripts of the audio files `paths`, with timed words (AudioError for an unusable one).
 
-        `should_stop` is asked after each model call (a long file takes several); when it says
-        True the run ends by raising Cancelled (the client has gone, nobody wants the result).
+        The files' segments go through the model together, `batch_segments` at a time (at
+        least one per file). `should_stop` is asked after each model call; when it says True
+        the run ends by raising Cancelled (the clients have gone, nobody wants the result).
         """
-        def check(_seconds: float) -> None:
-            if should_stop():
-                raise Cancelled()
-
-        with self._decoder() as decoder:
-            [(_, result)] = iter_transcripts(self.loaded, [path], decoder, on_audio=check)
-        if isinstance(result, AudioError):
-            raise result
-        return result
-
-    def transcribe_batch(self, paths: list[Path], should_stop: Callable[[], bool] = lambda: False
-                         ) -> list[Hypothesis | AudioError]:
-        """Transcripts of `paths`, their segments batched through the model together."""
         def check(_seconds: float) -> None:
             if should_stop():
                 raise Cancelled()
@@ -84,7 +75,7 @@ class Recognizer:
         options = TranscribeOptions(batch_segments=max(TranscribeOptions.batch_segments, len(paths)))
         with self._decoder() as decoder:
             results = dict(iter_transcripts(self.loaded, paths, decoder, options, on_audio=check))
-        return [results[p] for p in paths]
+        return [results[path] for path in paths]
 
     def describe(self) -> dict:
         """What /v1/models says about the model: card summary, architecture, decoding settings."""

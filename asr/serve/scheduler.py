@@ -1,27 +1,31 @@
-"""Bounded admission, a FIFO queue, and a pool of model workers sized to the cores.
+"""Bounded admission, a FIFO queue, a pool of model workers sized to the cores, and batching.
 
-    scheduler = Scheduler(recognizer, ServeConfig(workers=2, queue_size=32))
+    scheduler = Scheduler(recognizer, ServeConfig(workers=2, queue_size=32, max_batch=4))
     await scheduler.start()                       # in the server's event loop
     if not scheduler.try_admit(): ...             # full: answer 503, Retry-After: scheduler.retry_after()
     try:
-        hyp = await scheduler.transcribe(path)    # Hypothesis; raises AudioError
+        hyp = await scheduler.transcribe(path, seconds)   # Hypothesis; raises AudioError
     finally:
         scheduler.release()
 
 A request holds one of `queue_size` slots from before its upload is read until its
 answer is ready, so uploads, waiting and running requests together are bounded (and
-so is the disk they use: queue_size x max_upload_mb). Admitted requests wait in
-one FIFO queue; each of `workers` coroutines takes the oldest and runs it in a thread
+so is the disk they use: queue_size x max_upload_mb). Admitted requests wait in one
+FIFO queue. Each of `workers` coroutines takes the oldest and, if it is short (at most
+BATCH_SECONDS), up to `max_batch - 1` more short ones that are already waiting (never
+waiting for more to arrive), and runs them through the model in one call, in a thread
 of its own (torch and the beam decoder release the GIL, so the threads use the cores).
+benchmarks/README.md has the measurement that made batching the default.
 
-Cancelling the coroutine awaiting `transcribe` (the client went away) drops a
-request that is still waiting; one that is running stops after the model call in
-progress (long files take several).
+Cancelling the coroutine awaiting `transcribe` (the client went away) drops a request
+that is still waiting; a running call stops after its model call in progress if every
+request in it has gone (a long recording takes several).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import threading
 import time
@@ -33,6 +37,8 @@ from pathlib import Path
 from asr.decode import Hypothesis
 from asr.serve import ServeConfig
 from asr.serve.recognizer import Cancelled, Recognizer
+
+BATCH_SECONDS = 20.0  # longer requests run alone: cut into several segments, they are a batch already
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Scheduler:
         self.config = config
         self.admitted = 0  # requests holding a slot
         self.running = 0  # requests in the model now
+        self.calls = 0  # model calls made (each for one request or a batch)
         self.seconds_per_request = 0.0  # moving average of a worker's wall time per request (0: none yet)
         self._waiting: deque[Job] = deque()
         self._wakeup: asyncio.Condition | None = None
@@ -89,7 +96,7 @@ class Scheduler:
     def waiting(self) -> int:
         return sum(not job.future.cancelled() for job in self._waiting)
 
-    async def transcribe(self, path: Path, seconds: float = 0.0) -> Hypothesis:
+    async def transcribe(self, path: Path, seconds: float) -> Hypothesis:
         job = Job(path, seconds, asyncio.get_running_loop().create_future())
         async with self._wakeup:
             self._waiting.append(job)
@@ -104,37 +111,12 @@ class Scheduler:
     def _next_batch(self) -> list[Job]:
         """The oldest live job and, if it is short, the short jobs waiting behind it (up to max_batch)."""
         live = [job for job in self._waiting if not job.future.cancelled()]
-        batch = [live[0]]
-        if live[0].seconds <= 20.0:
-            batch += [job for job in live[1:] if job.seconds <= 20.0][: self.config.max_batch - 1]
+        batch = live[:1]
+        if batch[0].seconds <= BATCH_SECONDS:
+            batch += [job for job in live[1:] if job.seconds <= BATCH_SECONDS][: self.config.max_batch - 1]
         taken = set(map(id, batch))
         self._waiting = deque(job for job in live if id(job) not in taken)
         return batch
-
-    async def _run_batch(self, batch: list[Job]) -> None:
-        loop = asyncio.get_running_loop()
-        self.running += len(batch)
-        start = time.perf_counter()
-        try:
-            results = await loop.run_in_executor(self._pool, self.recognizer.transcribe_batch, [j.path for j in batch],
-                                                 lambda: all(j.gone.is_set() for j in batch))
-        except Cancelled:
-            return
-        except Exception as err:
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(err)
-            return
-        finally:
-            self.running -= len(batch)
-        took = (time.perf_counter() - start) / len(batch)
-        self.seconds_per_request = 0.8 * self.seconds_per_request + 0.2 * took if self.seconds_per_request else took
-        for job, result in zip(batch, results):
-            if not job.future.done():
-                if isinstance(result, Exception):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -142,23 +124,31 @@ class Scheduler:
             async with self._wakeup:
                 await self._wakeup.wait_for(lambda: self.waiting > 0)
                 batch = self._next_batch()
-            if len(batch) > 1:
-                await self._run_batch(batch)
-                continue
-            job = batch[0]
-            self.running += 1
+            self.running += len(batch)
+            self.calls += 1
             start = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._pool, self.recognizer.transcribe, job.path, job.gone.is_set)
+                results = await loop.run_in_executor(self._pool, self.recognizer.transcribe, [j.path for j in batch],
+                                                     functools.partial(_all_gone, batch))
             except Cancelled:
                 continue
-            except Exception as err:  # AudioError, or a bug (the app answers a JSON 500); the server goes on
-                if not job.future.done():
-                    job.future.set_exception(err)
-                continue
+            except Exception as err:  # a bug: each client gets it (the app answers a JSON 500), the server goes on
+                results = [err] * len(batch)
+            else:
+                took = (time.perf_counter() - start) / len(batch)
+                self.seconds_per_request = (0.8 * self.seconds_per_request + 0.2 * took if self.seconds_per_request
+                                            else took)
             finally:
-                self.running -= 1
-            took = time.perf_counter() - start
-            self.seconds_per_request = 0.8 * self.seconds_per_request + 0.2 * took if self.seconds_per_request else took
-            if not job.future.done():
-                job.future.set_result(result)
+                self.running -= len(batch)
+            for job, result in zip(batch, results):
+                if job.future.done():
+                    continue
+                if isinstance(result, Exception):  # AudioError: this file is unusable
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+
+
+def _all_gone(jobs: list[Job]) -> bool:
+    """Whether every client of a model call has left (asked from the worker thread)."""
+    return all(job.gone.is_set() for job in jobs)
