@@ -2,7 +2,8 @@
 #   make demo   install, then transcribe the project's own sample audio and print WER
 #   make test   install, then run the test suite
 # Everything lives in .venv; Debian packages (espeak-ng, flite and festival, used to synthesize test,
-# sample and extra training speech) are installed with apt-get when missing (needs root, as in CI).
+# sample and extra training speech; chromium and chromium-driver, for the browser test of `asr serve`)
+# are installed with apt-get when missing (needs root, as in CI).
 
 PYTHON ?= python3
 VENV := .venv
@@ -20,12 +21,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Festival and its three English voices speak synthetic training speech (asr synth, the recipes' stage 1).
-SYSTEM_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+# Festival and its three English voices speak synthetic training speech (asr synth, the recipes' stage 1);
+# Chromium and its WebDriver run the browser test of `asr serve`.
+SYSTEM_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+	chromium chromium-driver
 FESTIVAL_VOICES := /usr/share/festival/voices
 
 system-deps:
 	@command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v text2wave >/dev/null && \
+		command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
 		test -d $(FESTIVAL_VOICES)/english/kal_diphone -a -d $(FESTIVAL_VOICES)/english/ked_diphone \
 			-a -d $(FESTIVAL_VOICES)/us/cmu_us_slt_arctic_hts || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }

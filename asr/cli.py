@@ -15,6 +15,7 @@
     asr lm build --text corpus.txt --order N --out DIR [--unit word|char]   n-gram LM + lexicon
     asr lm download librispeech --out DIR
     asr tune --model CKPT --manifest dev.jsonl --lm LM [--lexicon LEX]   best LM weights -> CKPT
+    asr serve [--model CKPT] [--host 127.0.0.1] [--port 8000]   HTTP API (OpenAI-style) + a web page
 
 Expected failures (bad audio, bad manifests, bad configs, missing checkpoints)
 print one `error: ...` line and exit with status 1 or 2; no traceback.
@@ -272,6 +273,21 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.config import flag_overrides, merge
+    from asr.pretrained import default_model_path
+    from asr.serve import ServeConfig, listen, require_extra, serve
+    from asr.serve.recognizer import Recognizer
+
+    require_extra()  # before loading anything: one line saying what to install
+    config = merge(ServeConfig(), flag_overrides(args, ServeConfig))
+    with listen(args.host, args.port) as sock:  # a port in use fails before the model loads
+        loaded = load_model(args.model or default_model_path())
+        serve(Recognizer(loaded, decoding_options(args, loaded), config.workers), config, sock)
+    return 0
+
+
 def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(","))
@@ -456,6 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     add_flags(p, "asr.decode:DecodingOptions", only=("beam_size", "beam_size_token", "beam_threshold", "unk_score"))
     p.set_defaults(func=cmd_tune)
+
+    p = command(sub, "serve", "HTTP API (OpenAI-style /v1/audio/transcriptions) and a web page to try a model")
+    p.add_argument("--model", help="checkpoint to serve (default: the bundled model, asr/pretrained/)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: this machine only); 0.0.0.0 opens it to other hosts")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free one; the URL is printed)")
+    add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
+    add_flags(p, "asr.serve:ServeConfig")
+    p.set_defaults(func=cmd_serve)
 
     p = command(sub, "export", "copy a checkpoint (no train_state) + LM into the bundled model folder")
     p.add_argument("checkpoint", help="checkpoint file")

@@ -20,10 +20,14 @@ import torch
 from asr.config import ConfigError
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """Half the usable cores, at least 1, at most torch's own default."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(torch.get_num_threads(), cores // 2))
+    return max(1, min(torch.get_num_threads(), usable_cores() // 2))
 
 
 def set_threads(threads: int | None, flag: str = "--threads") -> int:

@@ -1,0 +1,110 @@
+"""`asr serve`: an HTTP API and a web page to try a model, on FastAPI + uvicorn.
+
+    asr serve [--model CKPT] [--host 127.0.0.1] [--port 8000] [--workers N] [--queue-size N] ...
+
+    POST /v1/audio/transcriptions   multipart `file` (+ `response_format`: json | text | srt | vtt |
+                                    verbose_json); the request and response shapes of OpenAI's API
+    GET  /v1/models                 the loaded model: card summary, architecture, decoding settings
+    GET  /healthz                   liveness, queue occupancy and limits
+    GET  /                          the page (asr/serve/static/index.html): drop a file or record
+
+The package is split so that each part can be read (and tested) alone:
+    recognizer.py  the model and its decoders; `Recognizer.transcribe` is the one call into
+                   the transcription library (asr.transcribe)
+    scheduler.py   bounded admission, the FIFO queue, the worker pool and batching
+    formats.py     the five response formats of a transcript
+    app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors
+
+Only app.py and `serve` import FastAPI / uvicorn (the optional `serve` extra, asr.extras), so
+the rest of the toolkit never needs them; `require_extra` says in one line what to install
+when they are missing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from asr.errors import AsrError
+from asr.extras import require
+
+EXTRA_MODULES = ("fastapi", "uvicorn", "python_multipart")  # what `pip install 'asr[serve]'` brings
+
+
+class ServeError(AsrError):
+    """The server cannot start: a port in use, bad settings."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Pool sizes and limits of the server. Frozen: build a new one to change it."""
+
+    workers: int = 0  # model worker threads; 0: one per core
+    queue_size: int = 32  # requests admitted at once (uploading, waiting or running); more get 503
+    max_batch: int = 4  # short requests waiting at the same time go through the model together (1: never)
+    max_upload_mb: float = 25.0  # largest upload, in MB (OpenAI's limit); larger ones get 413
+    max_audio_seconds: float = 600.0  # longest audio; longer gets 413
+    min_audio_seconds: float = 0.05  # shortest audio; shorter gets 400 (under one feature frame)
+
+    def __post_init__(self):
+        if self.workers == 0:
+            from asr.threads import usable_cores  # imports torch: only when a config is built
+
+            object.__setattr__(self, "workers", usable_cores())
+        if self.workers < 1 or self.queue_size < 1 or self.max_batch < 1:
+            raise ServeError("--workers must not be negative (0: one per core), --queue-size and --max-batch "
+                             "must be at least 1")
+        if self.max_upload_mb <= 0 or not 0 < self.min_audio_seconds < self.max_audio_seconds:
+            raise ServeError("--max-upload-mb must be positive and --max-audio-seconds above --min-audio-seconds")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1_000_000)
+
+
+def require_extra() -> None:
+    """Raise MissingExtraError naming `asr[serve]` if FastAPI, uvicorn or python-multipart is missing."""
+    for module in EXTRA_MODULES:
+        require(module, "serve", "asr serve")
+
+
+def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A listening TCP socket on host:port (0: any free port), or ServeError in one line.
+
+    Bound before the model loads, so that a port in use fails at once, and bound here rather
+    than by uvicorn, so that the printed URL carries the real port and can be used at once:
+    connections wait in the backlog until the app has started.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port} ({err.strerror})") from None
+    return sock
+
+
+def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
+    """Serve `recognizer` on the socket from `listen` until interrupted; prints the URL first."""
+    import uvicorn
+
+    from asr.serve.app import create_app
+    from asr.threads import set_threads, usable_cores
+
+    # Each worker gets an equal share of the cores for torch's intra-op threads: several
+    # workers each using every core would fight over them.
+    set_threads(max(1, usable_cores() // config.workers))
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+    print(f"asr serve: {recognizer.model_id} on http://{shown}:{port}/ "
+          f"({config.workers} workers, queue {config.queue_size})", flush=True)
+    if not ipaddress.ip_address(host).is_loopback:
+        print("asr serve: listening beyond this machine, without authentication: anyone who can reach "
+              "this port can use it", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(recognizer, config), log_level="warning",
+                                           timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])

@@ -1,0 +1,302 @@
+"""The FastAPI application of `asr serve`: routes, upload handling, limits and JSON errors.
+
+    app = create_app(Recognizer(loaded, decoding, workers=2), ServeConfig())
+    # uvicorn.run(app) serves it; fastapi.testclient.TestClient(app) tests it
+
+Every failure is a JSON body in OpenAI's error shape, never a traceback:
+    {"error": {"message": "...", "type": "invalid_request_error", "param": "file", "code": "invalid_audio"}}
+    400  no `file` field, a text `file`, an unknown field, a bad response_format or language,
+         an empty, non-audio, truncated or too short file, a malformed multipart body
+    404 / 405  unknown route or method
+    413  a body over max_upload_bytes (refused from its Content-Length, or cut off while it
+         streams in) or audio over max_audio_seconds
+    415  a body that is not multipart/form-data
+    503  every slot taken (see asr.serve.scheduler), with Retry-After
+    500  a bug: logged on the server with its traceback; the client gets one line
+
+Uploads: each request gets a folder of its own under the server's temporary folder
+(made at start-up, removed at shutdown); the file is saved there, transcribed, and the
+folder is deleted when the answer is ready, whatever happened. Starlette spools the
+multipart body to an anonymous temporary file, which is gone once closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
+
+from asr import __version__
+from asr.audio import AudioError, audio_info
+from asr.serve import ServeConfig
+from asr.serve.formats import FORMATS, render
+from asr.serve.recognizer import Recognizer
+from asr.serve.scheduler import Scheduler
+
+PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+FORM_OVERHEAD_BYTES = 65_536  # multipart boundaries, headers and the small fields, beyond the file itself
+# Fields of OpenAI's transcription request. Only `file` and `response_format` change our answer;
+# `model` (the server has one), `prompt`, `temperature` and `timestamp_granularities[]` are accepted
+# and ignored (verbose_json always has segments and words), so existing clients work unchanged.
+FIELDS = ("file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
+          "stream", "chunking_strategy", "include[]")
+ENGLISH = ("en", "eng", "english")
+# The page loads nothing from elsewhere; its recorder runs as an AudioWorklet made from a blob: URL.
+PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' blob:; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; base-uri 'none'; "
+               "form-action 'none'; frame-ancestors 'none'")
+
+
+class ApiError(Exception):
+    """A request the server refuses; becomes a JSON error response."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.param, self.headers = status, message, code, param, headers
+
+
+class UploadTooLarge(Exception):
+    """The request body grew past the limit while streaming in."""
+
+
+def too_large_message(max_bytes: int) -> str:
+    return f"upload too large: this server takes files up to {max_bytes / 1e6:g} MB (--max-upload-mb)"
+
+
+def error_response(status: int, message: str, code: str, param: str | None = None,
+                   headers: dict | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                        status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a body over `max_bytes` from its Content-Length before reading it,
+    and stop reading one that streams past it (chunked, or a lying Content-Length)."""
+
+    def __init__(self, app, max_bytes: int, upload_bytes: int):
+        self.app, self.max_bytes, self.upload_bytes = app, max_bytes, upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            response = error_response(413, too_large_message(self.upload_bytes), "file_too_large", "file")
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise UploadTooLarge()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> FastAPI:
+    config = config or ServeConfig()
+    scheduler = Scheduler(recognizer, config)
+    model_info = recognizer.describe()
+    page = PAGE.read_text(encoding="utf-8")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.work_dir = Path(tempfile.mkdtemp(prefix="asr-serve-"))
+        await scheduler.start()
+        try:
+            yield
+        finally:
+            await scheduler.stop()
+            shutil.rmtree(app.state.work_dir, ignore_errors=True)
+
+    # The interactive /docs pages load their scripts from a CDN: off. /openapi.json stays.
+    app = FastAPI(title="asr serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.scheduler = scheduler
+    app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes + FORM_OVERHEAD_BYTES,
+                       upload_bytes=config.max_upload_bytes)
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, err: ApiError):
+        return error_response(err.status, err.message, err.code, err.param, err.headers)
+
+    @app.exception_handler(UploadTooLarge)
+    async def on_too_large(request: Request, err: UploadTooLarge):
+        return error_response(413, too_large_message(config.max_upload_bytes), "file_too_large", "file",
+                              {"Connection": "close"})
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, err: HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        return error_response(err.status_code, str(err.detail), code, headers=getattr(err, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, err: RequestValidationError):
+        first = err.errors()[0] if err.errors() else {}
+        return error_response(400, f"{'.'.join(map(str, first.get('loc', [])))}: {first.get('msg', 'invalid')}",
+                              "invalid_request")
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, err: Exception):  # the server (uvicorn) logs the traceback
+        return error_response(500, f"internal error ({type(err).__name__}); the server logged it", "internal_error")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "model": recognizer.model_id, "workers": config.workers,
+                "requests": {"admitted": scheduler.admitted, "waiting": scheduler.waiting,
+                             "running": scheduler.running, "limit": config.queue_size},
+                "limits": {"max_upload_bytes": config.max_upload_bytes,
+                           "max_audio_seconds": config.max_audio_seconds}}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [model_info]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        if model_id != model_info["id"]:
+            raise ApiError(404, f"model {model_id!r} not found; this server has {model_info['id']!r}",
+                           "model_not_found", "model")
+        return model_info
+
+    @app.post("/v1/audio/transcriptions", openapi_extra=_OPENAPI_UPLOAD)
+    async def transcriptions(request: Request):
+        if not scheduler.try_admit():
+            wait = scheduler.retry_after()
+            raise ApiError(503, f"server busy: {config.queue_size} requests in progress; retry in {wait} s",
+                           "server_busy", headers={"Retry-After": str(wait)})
+        folder = Path(tempfile.mkdtemp(dir=request.app.state.work_dir))
+        try:
+            return await _transcribe(request, folder)
+        except ClientDisconnect:  # gone while uploading: nobody to answer
+            return Response(status_code=400)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            scheduler.release()
+
+    async def _transcribe(request: Request, folder: Path) -> Response:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ApiError(415, "send the audio as multipart/form-data, in the field 'file'", "unsupported_media_type")
+        try:
+            # Bounds on the parts (the body size is bounded by BodyLimit); _read_fields says what is wrong.
+            form = await request.form(max_files=len(FIELDS), max_fields=len(FIELDS))
+        except (MultiPartException, HTTPException) as err:  # Starlette turns the first into the second
+            reason = err.message if isinstance(err, MultiPartException) else err.detail
+            raise ApiError(400, f"malformed multipart body: {reason}", "invalid_multipart") from None
+        try:
+            upload, fmt = _read_fields(form)
+            name = Path(upload.filename or "upload").name[:200] or "upload"
+            path = folder / "audio"
+            await run_in_threadpool(_save, upload, path, config.max_upload_bytes)
+        finally:
+            await form.close()
+        seconds = await run_in_threadpool(_check_audio, path, name, config)
+        try:
+            result = await _unless_client_leaves(request, scheduler.transcribe(path, seconds))
+        except AudioError as err:  # readable header, unreadable samples (e.g. a garbled Ogg body)
+            raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
+        if result is None:
+            return Response(status_code=400)  # the client has gone; this is never sent
+        body, media_type = render(result, fmt, seconds, recognizer.loaded.tokenizer)
+        return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
+
+    return app
+
+
+def _read_fields(form) -> tuple[UploadFile, str]:
+    """The upload and the response format, or ApiError naming the field that is wrong."""
+    upload = form.get("file")
+    if upload is None:
+        got = ", ".join(repr(key) for key in form.keys()) or "no fields"
+        raise ApiError(400, f"missing the multipart field 'file' with the audio (got {got})", "missing_file", "file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(400, "the field 'file' must be a file upload, not text", "invalid_file", "file")
+    if len(form.getlist("file")) > 1:
+        raise ApiError(400, "one file per request: the field 'file' came more than once", "invalid_file", "file")
+    unknown = [key for key in form.keys() if key not in FIELDS]
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r} (this endpoint takes: {', '.join(FIELDS)})",
+                       "unknown_field", unknown[0])
+    files = [key for key, value in form.multi_items() if key != "file" and isinstance(value, UploadFile)]
+    if files:
+        raise ApiError(400, f"the field {files[0]!r} must be text, not a file", "invalid_field", files[0])
+    fmt = form.get("response_format") or "json"
+    if fmt not in FORMATS:
+        raise ApiError(400, f"response_format {fmt!r} is not one of: {', '.join(FORMATS)}",
+                       "invalid_response_format", "response_format")
+    language = form.get("language")
+    if language and language.strip().lower() not in ENGLISH:
+        raise ApiError(400, f"language {language!r}: this model transcribes English ('en') only",
+                       "unsupported_language", "language")
+    if str(form.get("stream", "false")).lower() == "true":
+        raise ApiError(400, "streaming responses are not supported; leave 'stream' out", "unsupported_stream", "stream")
+    return upload, fmt
+
+
+def _save(upload: UploadFile, path: Path, max_bytes: int) -> None:
+    """Copy the spooled upload to `path`; 413 if the file alone is over the limit."""
+    upload.file.seek(0)
+    with open(path, "wb") as out:
+        shutil.copyfileobj(upload.file, out, 1 << 20)
+        if out.tell() > max_bytes:
+            raise ApiError(413, too_large_message(max_bytes), "file_too_large", "file")
+
+
+def _check_audio(path: Path, name: str, config: ServeConfig) -> float:
+    """Duration of the saved upload in seconds, or ApiError: not audio (400) or too long (413)."""
+    try:
+        seconds = audio_info(path)[0]
+    except AudioError as err:
+        raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
+    if seconds > config.max_audio_seconds:
+        raise ApiError(413, f"{name}: audio too long ({seconds:.1f} s); this server takes up to "
+                            f"{config.max_audio_seconds:g} s (--max-audio-seconds)", "audio_too_long", "file")
+    if seconds < config.min_audio_seconds:
+        raise ApiError(400, f"{name}: audio too short ({seconds * 1000:.0f} ms); at least "
+                            f"{config.min_audio_seconds * 1000:.0f} ms", "audio_too_short", "file")
+    return seconds
+
+
+async def _unless_client_leaves(request: Request, work):
+    """Await the coroutine `work`, or cancel it and return None if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, gone):
+            pending.cancel()
+    return task.result() if task.done() and not task.cancelled() else None
+
+
+async def _disconnect(request: Request) -> None:
+    """Return when the client has closed the connection (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+_OPENAPI_UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"},
+                   "response_format": {"type": "string", "enum": list(FORMATS), "default": "json"},
+                   "model": {"type": "string"}, "language": {"type": "string", "enum": list(ENGLISH)}}}}}}}
