@@ -2,7 +2,8 @@
 #   make demo   install, then transcribe the project's own sample audio and print WER
 #   make test   install, then run the test suite
 # Everything lives in .venv; Debian packages (espeak-ng and flite, used to synthesize test,
-# sample and extra training speech) are installed with apt-get when missing (needs root, as in CI).
+# sample and extra training speech; cmake, g++ and boost to build KenLM's tools) are installed
+# with apt-get when missing (needs root, as in CI).
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test demo bench system-deps
 
-install: $(STAMP)
+install: $(STAMP) $(BIN)/lmplz
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -22,6 +23,22 @@ $(STAMP): pyproject.toml
 
 system-deps:
 	@command -v espeak-ng >/dev/null && command -v flite >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite >/dev/null; }
+	@command -v cmake >/dev/null && command -v g++ >/dev/null && test -f /usr/include/boost/program_options.hpp || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ zlib1g-dev libboost-program-options-dev libboost-system-dev libboost-thread-dev >/dev/null; }
+
+# KenLM's lmplz (`asr lm build`) and build_binary are not on PyPI as programs: build them
+# from the C++ sources of the kenlm sdist (the Boost unit-test library is only for its tests).
+KENLM := kenlm-0.3.0
+KENLM_BUILD := $(VENV)/kenlm-build
+$(BIN)/lmplz: | $(STAMP)
+	rm -rf $(KENLM_BUILD) && mkdir -p $(KENLM_BUILD)
+	$(BIN)/pip download --quiet --no-deps --no-binary kenlm $(subst -,==,$(KENLM)) -d $(KENLM_BUILD)
+	tar xzf $(KENLM_BUILD)/$(KENLM).tar.gz -C $(KENLM_BUILD)
+	sed -i '/^  unit_test_framework$$/d' $(KENLM_BUILD)/$(KENLM)/CMakeLists.txt
+	cmake -S $(KENLM_BUILD)/$(KENLM) -B $(KENLM_BUILD)/build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	$(MAKE) --no-print-directory -C $(KENLM_BUILD)/build -j2 lmplz build_binary >/dev/null
+	cp $(KENLM_BUILD)/build/bin/build_binary $(BIN)/
+	cp $(KENLM_BUILD)/build/bin/lmplz $(BIN)/
+	rm -rf $(KENLM_BUILD)
 
 test: install
 	$(BIN)/python -m pytest -q

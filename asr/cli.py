@@ -11,7 +11,7 @@
         [--output F [--resume]] [--jobs N]   append lines to F as files finish; skip those already there
     asr demo [--model CKPT]                   transcribe self-made sample speech, print WER
     asr export CKPT [--lm LM] [--decoding KEY=VALUE ...]   make CKPT the bundled model
-    asr lm build --text corpus.txt --order N --out DIR [--unit word|char]   n-gram LM + lexicon
+    asr lm build --text CORPUS... --order N --out DIR [--unit word|char] [--vocab-size N]   n-gram LM + lexicon
     asr lm download librispeech --out DIR
     asr tune --model CKPT --manifest dev.jsonl --lm LM [--lexicon LEX]   best LM weights -> CKPT
 
@@ -182,10 +182,14 @@ def cmd_lm(args) -> int:
 
     if args.action == "build":
         if not args.text:
-            raise ConfigError("asr lm build needs --text corpus.txt (or a .jsonl manifest)")
-        result = build_lm(args.text, args.order, args.out, unit=args.unit)
-        extra = f", lexicon {result['lexicon']} ({result['words']} words)" if result["lexicon"] else ""
-        print(f"wrote {result['lm']} ({args.unit} {args.order}-gram, {result['sentences']} sentences){extra}")
+            raise ConfigError("asr lm build needs --text corpus.txt (or folders, .txt.gz files, .jsonl manifests)")
+        result = build_lm(args.text, args.order, args.out, unit=args.unit, in_domain=args.in_domain or (),
+                          in_domain_copies=args.in_domain_copies, exclude=args.exclude or (),
+                          vocab_size=args.vocab_size, prune=_ints(args.prune), memory=args.memory,
+                          quantize=args.quantize)
+        extra = f", lexicon {result['lexicon']} ({result['vocabulary']} words)" if result["lexicon"] else ""
+        print(f"wrote {result['lm']} and {result['arpa']} ({args.unit} {args.order}-gram of {result['words']} "
+              f"words in {result['sentences']} sentences, {result['seconds']:.0f} s){extra}")
     else:
         result = download_librispeech(args.out, args.name)
         print(f"wrote {result['lm']} and {result['lexicon']} ({result['words']} words)")
@@ -211,6 +215,13 @@ def cmd_tune(args) -> int:
     print(f"best: lm_weight {best.lm_weight:g}  word_score {best.word_score:g}  dev-tuned WER {wer:.2%} "
           f"({len(utterances)} utterances); saved as the default decoding of {args.out or args.model}")
     return 0
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",")) if text else ()
+    except ValueError:
+        raise ConfigError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -336,12 +347,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lm", help="build an n-gram LM + lexicon from text, or download LibriSpeech's")
     p.add_argument("action", choices=["build", "download"])
     p.add_argument("corpus", nargs="?", choices=["librispeech"], help="with download: which LM")
-    p.add_argument("--text", help="build: corpus, one sentence per line, or a .jsonl manifest")
-    p.add_argument("--order", type=int, default=3, help="build: n-gram order (2-5)")
+    p.add_argument("--text", nargs="+", help="build: corpus .txt/.txt.gz files (a paragraph or sentence per line), "
+                                              "folders of them, or .jsonl manifests")
+    p.add_argument("--in-domain", nargs="+", help="build: in-domain text (e.g. training transcripts): all its words "
+                                                   "join the vocabulary, its sentences the text")
+    p.add_argument("--in-domain-copies", type=int, default=1, help="build: weight the in-domain text by repeating it")
+    p.add_argument("--exclude", nargs="+", help="build: dev/test manifests or text whose sentences must not be used")
+    p.add_argument("--order", type=int, default=3, help="build: n-gram order (2-6)")
+    p.add_argument("--vocab-size", type=int, help="build, word: keep the N most frequent words (default: all)")
+    p.add_argument("--prune", default="", help="build: lmplz count thresholds per order, e.g. 0,1,2 drops bigrams "
+                                               "seen once and trigrams seen at most twice")
+    p.add_argument("--memory", default="1G", help="build: lmplz sorting memory (e.g. 500M, 2G, 20%%)")
+    p.add_argument("--quantize", type=int, choices=range(2, 26), metavar="BITS",
+                   help="build: quantize lm.bin's probabilities to BITS bits (smaller file)")
     p.add_argument("--unit", choices=["word", "char"], default="word",
                    help="build: word n-gram + lexicon, or character n-gram for lexicon-free decoding")
     p.add_argument("--name", choices=LIBRISPEECH_LMS, default=LIBRISPEECH_LMS[0], help="download: which LM")
-    p.add_argument("--out", required=True, help="output folder (lm.arpa, lexicon.txt)")
+    p.add_argument("--out", required=True, help="output folder (lm.bin, lm.arpa, lexicon.txt, build.json)")
     p.set_defaults(func=cmd_lm)
 
     p = sub.add_parser("tune", help="search LM weight and word score on a dev set; store the best in CKPT")

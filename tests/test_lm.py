@@ -46,9 +46,9 @@ def test_word_lm_and_lexicon_from_normalized_text(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
     result = build_lm(corpus, 3, tmp_path / "lm")
-    assert result["sentences"] == 4 and result["words"] == 7
-    assert "ngram 3=" in Path(result["lm"]).read_text()
-    model = ArpaModel(result["lm"])
+    assert result["sentences"] == 4 and result["words"] == 17 and result["vocabulary"] == 7
+    assert "ngram 3=" in Path(result["arpa"]).read_text()
+    model = ArpaModel(result["arpa"])
     assert model.log10_prob(["the"], "cat") > model.log10_prob(["the"], "bat")
     assert math.isclose(sum(10 ** model.log10_prob(["the", "cat"], w)  # seen twice, always followed by "sat"
                             for w in ["sat", "on", "mat", "bat", "a", "the", "cat", "</s>"]), 1.0, abs_tol=0.02)
@@ -63,10 +63,10 @@ def test_character_lm_spells_words_with_separators(tmp_path):
     write_manifest([Utterance(f"u{i}", "x.wav", 1.0, text, "s") for i, text in enumerate(CORPUS.splitlines()) if text],
                    corpus)
     result = build_lm(corpus, 4, tmp_path / "char", unit="char")
-    model = ArpaModel(result["lm"])
+    model = ArpaModel(result["arpa"])
     assert result["lexicon"] is None and not (tmp_path / "char" / "lexicon.txt").exists()
     assert model.log10_prob(list("the"), "|") > model.log10_prob(list("the"), "e")
-    unigrams = Path(result["lm"]).read_text().split("\\2-grams:")[0]
+    unigrams = Path(result["arpa"]).read_text().split("\\2-grams:")[0]
     assert "\t|\t" in unigrams and "\tcat" not in unigrams
 
 
