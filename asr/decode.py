@@ -36,9 +36,7 @@ import torch.nn.functional as F
 
 from asr.config import ConfigError
 from asr.errors import AsrError
-from asr.text import BLANK, SPACE, CharTokenizer
-
-WORD_SEPARATOR = "|"  # flashlight's name for the space token in lexicons and character LMs
+from asr.text import BLANK, SPACE, WORD_SEPARATOR, CharTokenizer
 
 
 class DecoderError(AsrError):

@@ -39,6 +39,7 @@ import collections
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,9 +49,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from asr.atomic import atomic_path, atomic_write
-from asr.decode import WORD_SEPARATOR
 from asr.errors import AsrError
-from asr.text import normalize_text
+from asr.text import WORD_SEPARATOR, normalize_text
 
 ARPA_FILE = "lm.arpa"
 BINARY_FILE = "lm.bin"
@@ -136,8 +136,9 @@ def choose_vocabulary(counts: collections.Counter, size: int | None, keep: Itera
 
 
 def run_lmplz(text_path: str | os.PathLike, order: int, arpa_path: str | os.PathLike, prune: Sequence[int] = (),
-              vocabulary_path: str | os.PathLike | None = None, memory: str = "1G") -> None:
-    """KenLM lmplz: modified Kneser-Ney `order`-gram of the text file, as ARPA (atomically)."""
+              vocabulary_path: str | os.PathLike | None = None, memory: str = "1G") -> int | None:
+    """KenLM lmplz: modified Kneser-Ney `order`-gram of the text file, as ARPA (atomically).
+    Returns lmplz's peak resident memory in kB."""
     with tempfile.TemporaryDirectory(prefix="lmplz-", dir=Path(arpa_path).parent) as tmp, \
             atomic_path(arpa_path) as out:
         command = [kenlm_tool("lmplz"), "-o", str(order), "-S", memory, "-T", f"{tmp}/", "--text", str(text_path),
@@ -146,22 +147,28 @@ def run_lmplz(text_path: str | os.PathLike, order: int, arpa_path: str | os.Path
             command += ["--prune", *map(str, prune)]
         if vocabulary_path:
             command += ["--limit_vocab_file", str(vocabulary_path)]
-        _run(command, "lmplz")
+        return _run(command, "lmplz")
 
 
 def run_build_binary(arpa_path: str | os.PathLike, binary_path: str | os.PathLike,
-                     quantize: int | None = None) -> None:
+                     quantize: int | None = None, memory: str = "1G") -> None:
     """KenLM build_binary: the ARPA as a trie (`quantize` bits per probability/backoff if given)."""
     with atomic_path(binary_path) as out:
         options = ["-q", str(quantize), "-b", str(quantize)] if quantize else []
-        _run([kenlm_tool("build_binary"), "-s", *options, "trie", str(arpa_path), str(out)], "build_binary")
+        _run([kenlm_tool("build_binary"), "-s", "-S", memory, *options, "trie", str(arpa_path), str(out)],
+             "build_binary")
 
 
-def _run(command: list[str], name: str) -> None:
+def _run(command: list[str], name: str) -> int | None:
+    """Run a KenLM tool quietly. Returns its peak resident memory in kB if it reports one
+    (lmplz ends with "... RSSMax:51840 kB ..."; Linux counts the launching process's memory
+    at launch in it too); raises CorpusError with its last lines if it fails."""
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     if done.returncode:
         last = [line for line in done.stdout.splitlines() if line.strip()][-3:]
         raise CorpusError(f"{name} failed (exit {done.returncode}): {' | '.join(last)}")
+    peak = re.search(r"RSSMax:(\d+) kB", done.stdout)
+    return int(peak.group(1)) if peak else None
 
 
 def build_lm(text: str | os.PathLike | Sequence, order: int, out_dir: str | os.PathLike, unit: str = "word", *,
@@ -202,8 +209,8 @@ def build_lm(text: str | os.PathLike | Sequence, order: int, out_dir: str | os.P
             vocabulary_path.write_text("".join(f"{w}\n" for w in vocabulary), encoding="utf-8")
             info["lexicon"] = str(out_dir / LEXICON_FILE)
             info["vocabulary"] = write_lexicon(vocabulary, info["lexicon"])
-        run_lmplz(text_path, order, info["arpa"], prune, vocabulary_path, memory)
-    run_build_binary(info["arpa"], info["lm"], quantize)
+        info["lmplz_peak_kb"] = run_lmplz(text_path, order, info["arpa"], prune, vocabulary_path, memory)
+    run_build_binary(info["arpa"], info["lm"], quantize, memory)
     info["seconds"] = round(time.perf_counter() - start, 1)
     with atomic_write(out_dir / INFO_FILE) as f:
         json.dump(info, f, indent=2)
