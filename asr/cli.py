@@ -210,10 +210,11 @@ def cmd_tune(args) -> int:
     pairs = candidates(_floats(args.lm_weights), _floats(args.word_scores), args.trials, args.seed)
     emissions = compute_emissions(loaded, utterances, device=args.device)
     best, rows = tune(emissions, utterances, loaded.tokenizer, base, pairs)
-    wer = min(row["wer"] for row in rows)
+    top = min(rows, key=lambda row: row["wer"])
     save_decoding(args.model, best, args.out)
-    print(f"best: lm_weight {best.lm_weight:g}  word_score {best.word_score:g}  dev-tuned WER {wer:.2%} "
-          f"({len(utterances)} utterances); saved as the default decoding of {args.out or args.model}")
+    print(f"best: lm_weight {best.lm_weight:g}  word_score {best.word_score:g}  dev-tuned WER {top['wer']:.2%} "
+          f"CER {top['cer']:.2%} ({len(utterances)} utterances); saved as the default decoding of "
+          f"{args.out or args.model}")
     return 0
 
 
