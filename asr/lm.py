@@ -190,6 +190,8 @@ def build_lm(text: str | os.PathLike | Sequence, order: int, out_dir: str | os.P
     if any(b < a for a, b in zip(prune, prune[1:])) or (prune and prune[0] != 0):
         raise CorpusError(f"--prune thresholds must start with 0 (unigrams) and never decrease, got {list(prune)}")
     sources = [text] if isinstance(text, (str, os.PathLike)) else list(text)
+    for tool in ("lmplz", "build_binary"):
+        kenlm_tool(tool)  # fail now, not after a long pass over the text
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,17 @@ singleton n-grams above unigrams, in its own process, one at a time:
                 only (`--kaldingram-words`): it holds every n-gram in Python objects
 Printed for each: wall seconds, peak resident memory (the child's VmHWM, polled, since
 ru_maxrss also counts the forking Python), and n-gram counts of its ARPA file.
+
+    python benchmarks/lm_build.py --text TEXT --tools none --oov-dev data/dev.jsonl --in-domain data/train.jsonl
+
+prints instead the out-of-vocabulary rate of the dev transcripts' running words for
+vocabularies of the 20k..200k most frequent words of TEXT plus the in-domain words.
+
+    python benchmarks/lm_build.py --load LM [LEXICON] [LM [LEXICON] ...]   (LEXICON: "-" for none)
+
+times loading each LM (+ lexicon) into our beam decoder (make_decoder: KenLM load + lexicon
+trie), best of 3, in wall and CPU seconds (CPU: what an idle machine would take as wall time;
+this loading is single-threaded), and says whether anything reached stderr (KenLM's banner).
 """
 
 from __future__ import annotations
@@ -98,17 +109,64 @@ def top_words(text: Path, size: int) -> list[str]:
     return [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:size]]
 
 
+def print_load_time(lm: str, lexicon: str | None) -> None:
+    from asr.decode import DecodingOptions, make_decoder
+    from asr.text import CharTokenizer
+
+    options = DecodingOptions(decoder="beam", lm=lm, lexicon=lexicon)
+    with tempfile.TemporaryFile() as scratch:
+        saved = os.dup(2)
+        os.dup2(scratch.fileno(), 2)  # catch anything written to stderr, by Python or C++
+        try:
+            wall, cpu = min(_timed(lambda: make_decoder(options, CharTokenizer())) for _ in range(3))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        scratch.seek(0)
+        stderr = scratch.read()
+    size = sum(Path(p).stat().st_size for p in (lm, lexicon) if p) / 1e6
+    print(f"{lm} + {lexicon}: {size:.1f} MB, loads in {wall:.2f} s wall, {cpu:.2f} s CPU; "
+          f"stderr: {len(stderr)} bytes")
+
+
+def _timed(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def print_oov(text: Path, dev: Path, in_domain: Path | None) -> None:
+    from asr.textcorpus import iter_sentences
+
+    ranked = top_words(text, 10**9)
+    keep = {w for s in iter_sentences([in_domain]) for w in s.split()} if in_domain else set()
+    dev_words = [w for s in iter_sentences([dev], deduplicate=False) for w in s.split()]
+    print(f"OOV rate of {dev} ({len(dev_words):,} running words); vocabulary = top N of {text} "
+          f"+ {len(keep):,} words of {in_domain}:")
+    for size in (0, 20_000, 50_000, 100_000, 150_000, 200_000):
+        vocabulary = set(ranked[:size]) | keep
+        oov = sum(w not in vocabulary for w in dev_words) / len(dev_words)
+        print(f"  N = {size:>7,}: {len(vocabulary):>7,} words, OOV {oov:.2%}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text", required=True, help="normalized LM text, one sentence per line")
+    parser.add_argument("--text", help="normalized LM text, one sentence per line")
+    parser.add_argument("--load", nargs="+", help="LM LEXICON pairs to time loading (LEXICON - for none)")
     parser.add_argument("--make-text", help="first write --text from this corpus folder (asr.lm.write_training_text)")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--vocab-size", type=int, default=100_000)
     parser.add_argument("--kaldingram-words", default="1000000,4000000")
-    parser.add_argument("--tools", default="lmplz,irstlm,kaldingram")
+    parser.add_argument("--tools", default="lmplz,irstlm,kaldingram", help="comma-separated, or none")
+    parser.add_argument("--oov-dev", help="manifest: print its OOV rate for several vocabulary sizes")
+    parser.add_argument("--in-domain", help="manifest whose words every vocabulary keeps (with --oov-dev)")
     args = parser.parse_args(argv)
-    text = Path(args.text)
     print(machine_line())
+    if args.load:
+        for lm, lexicon in zip(args.load[::2], args.load[1::2]):
+            print_load_time(lm, None if lexicon == "-" else lexicon)
+        return 0
+    text = Path(args.text)
     if args.make_text:
         from asr.lm import write_training_text
 
@@ -116,13 +174,17 @@ def main(argv: list[str] | None = None) -> int:
         stats = write_training_text([args.make_text], text)
         print(f"text pass: {stats['words']:,} words, {stats['sentences']:,} sentences in "
               f"{time.perf_counter() - start:.0f} s")
+    if args.oov_dev:
+        print_oov(text, Path(args.oov_dev), Path(args.in_domain) if args.in_domain else None)
+    tools = [] if args.tools == "none" else args.tools.split(",")
+    if not tools:
+        return 0
     work = Path(tempfile.mkdtemp(prefix="lm-bench-"))
     vocab = work / "vocab.txt"
     vocab.write_text("\n".join(top_words(text, args.vocab_size)) + "\n", encoding="utf-8")
     words = sum(1 for line in open(text, encoding="utf-8") for _ in line.split())
     print(f"{text}: {words:,} words; vocabulary {args.vocab_size:,}; order {args.order}")
     print(f"{'tool':<32} {'words':>12} {'wall s':>8} {'peak MB':>8}  n-grams")
-    tools = args.tools.split(",")
     if "lmplz" in tools:
         from asr.lm import kenlm_tool
 

@@ -220,3 +220,10 @@ def test_memory_stays_bounded_when_the_corpus_grows(tmp_path):
     (python_small, lmplz_small), (python_large, lmplz_large) = peaks
     assert python_large < python_small + 30_000  # kB: the text streams; only word counts and the dedupe filter
     assert python_large < 400_000 and lmplz_large < 200_000  # kB: lmplz sorts on disk within its 64M
+
+
+def test_missing_kenlm_tools_fail_before_reading_the_corpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(lm_module.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CorpusError, match="lmplz not found.*make install"):
+        build_lm(tmp_path / "no-such-corpus.txt", 3, tmp_path / "lm")  # the corpus error would come later

@@ -15,7 +15,7 @@
 #      and both together for training on real + synthetic speech  -> data/train_synth.jsonl
 #   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
 #   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
-#   4  a general English word 3-gram + 100k-word lexicon from the shared text corpus
+#   4  a general English word 3-gram + 50k-word lexicon from the shared text corpus
 #      (--text-dir: ~50M words of public-domain books and CC0 sentences) plus the training
 #      transcripts, never a dev sentence (built once: an existing lm/lm.bin is reused), then the
 #      LM weight and word score tuned on dev (dev-tuned!) and beam + LM decoding of dev
@@ -85,10 +85,10 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   else
     # --exclude: no dev sentence reaches the LM (asr lm build checks the text it wrote)
     $asr lm build --text "$text_dir" --in-domain data/train.jsonl --exclude data/dev.jsonl \
-      --order 3 --vocab-size 100000 --prune 0,1,1 --quantize 8 --out lm
+      --order 3 --vocab-size 50000 --prune 0,2,3 --quantize 8 --out lm
   fi
   $asr tune --model $exp/best.pt --manifest data/dev.jsonl --lm lm/lm.bin --lexicon lm/lexicon.txt \
-    --lm-weights 0.5,1,1.5 --word-scores=-1,0,1 --out $exp/tuned.pt
+    --lm-weights 1,1.5,2,2.5 --word-scores=0,1,2 --out $exp/tuned.pt
   $asr evaluate --model $exp/tuned.pt --manifest data/dev.jsonl --out-dir $exp/decode-beam-lm
 fi
 
