@@ -2,8 +2,9 @@
 #   make demo   install, then transcribe the project's own sample audio and print WER
 #   make test   install, then run the test suite
 # Everything lives in .venv; Debian packages (espeak-ng, flite and festival, used to synthesize test,
-# sample and extra training speech; chromium and chromium-driver, for the browser test of `asr serve`)
-# are installed with apt-get when missing (needs root, as in CI).
+# sample and extra training speech; chromium and chromium-driver, for the browser test of `asr serve`;
+# cmake, g++, zlib and boost to build KenLM's tools) are installed with apt-get when missing
+# (needs root, as in CI).
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test demo bench system-deps
 
-install: $(STAMP)
+install: $(STAMP) $(BIN)/lmplz
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -22,17 +23,35 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Festival and its three English voices speak synthetic training speech (asr synth, the recipes' stage 1);
-# Chromium and its WebDriver run the browser test of `asr serve`.
+# Chromium and its WebDriver run the browser test of `asr serve`; cmake, g++, zlib and boost build
+# KenLM's lmplz and build_binary (`asr lm build`).
 SYSTEM_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-	chromium chromium-driver
+	chromium chromium-driver cmake g++ zlib1g-dev libboost-program-options-dev libboost-system-dev \
+	libboost-thread-dev
 FESTIVAL_VOICES := /usr/share/festival/voices
 
 system-deps:
 	@command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v text2wave >/dev/null && \
 		command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+		command -v cmake >/dev/null && command -v g++ >/dev/null && test -f /usr/include/boost/program_options.hpp && \
 		test -d $(FESTIVAL_VOICES)/english/kal_diphone -a -d $(FESTIVAL_VOICES)/english/ked_diphone \
 			-a -d $(FESTIVAL_VOICES)/us/cmu_us_slt_arctic_hts || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; }
+
+# KenLM's lmplz (`asr lm build`) and build_binary are not on PyPI as programs: build them
+# from the C++ sources of the kenlm sdist (the Boost unit-test library is only for its tests).
+KENLM := kenlm-0.3.0
+KENLM_BUILD := $(VENV)/kenlm-build
+$(BIN)/lmplz: | $(STAMP)
+	rm -rf $(KENLM_BUILD) && mkdir -p $(KENLM_BUILD)
+	$(BIN)/pip download --quiet --no-deps --no-binary kenlm $(subst -,==,$(KENLM)) -d $(KENLM_BUILD)
+	tar xzf $(KENLM_BUILD)/$(KENLM).tar.gz -C $(KENLM_BUILD)
+	sed -i '/^  unit_test_framework$$/d' $(KENLM_BUILD)/$(KENLM)/CMakeLists.txt
+	cmake -S $(KENLM_BUILD)/$(KENLM) -B $(KENLM_BUILD)/build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	$(MAKE) --no-print-directory -C $(KENLM_BUILD)/build -j2 lmplz build_binary >/dev/null
+	cp $(KENLM_BUILD)/build/bin/build_binary $(BIN)/
+	cp $(KENLM_BUILD)/build/bin/lmplz $(BIN)/
+	rm -rf $(KENLM_BUILD)
 
 test: install
 	$(BIN)/ruff check .

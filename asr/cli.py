@@ -12,7 +12,7 @@
         [--output F | --output-dir D] [--resume]   a line per file in F, or a file per input and format in D
     asr demo [--model CKPT]                   transcribe self-made sample speech, print WER
     asr export CKPT [--lm LM] [--decoding KEY=VALUE ...]   make CKPT the bundled model
-    asr lm build --text corpus.txt --order N --out DIR [--unit word|char]   n-gram LM + lexicon
+    asr lm build --text CORPUS... --order N --out DIR [--unit word|char] [--vocab-size N]   n-gram LM + lexicon
     asr lm download librispeech --out DIR
     asr tune --model CKPT --manifest dev.jsonl --lm LM [--lexicon LEX]   best LM weights -> CKPT
     asr serve [--model CKPT] [--host 127.0.0.1] [--port 8000]   HTTP API (OpenAI-style) + a web page
@@ -232,9 +232,13 @@ def cmd_demo(args) -> int:
 def cmd_lm_build(args) -> int:
     from asr.lm import build_lm
 
-    result = build_lm(args.text, args.order, args.out, unit=args.unit)
-    extra = f", lexicon {result['lexicon']} ({result['words']} words)" if result["lexicon"] else ""
-    print(f"wrote {result['lm']} ({args.unit} {args.order}-gram, {result['sentences']} sentences){extra}")
+    result = build_lm(args.text, args.order, args.out, unit=args.unit, in_domain=args.in_domain or (),
+                      in_domain_copies=args.in_domain_copies, exclude=args.exclude or (),
+                      vocab_size=args.vocab_size, prune=_ints(args.prune), memory=args.memory,
+                      quantize=args.quantize)
+    extra = f", lexicon {result['lexicon']} ({result['vocabulary']} words)" if result["lexicon"] else ""
+    print(f"wrote {result['lm']} and {result['arpa']} ({args.unit} {args.order}-gram of {result['words']} "
+          f"words in {result['sentences']} sentences, {result['seconds']:.0f} s){extra}")
     return 0
 
 
@@ -266,10 +270,11 @@ def cmd_tune(args) -> int:
     utterances = read_manifest(args.manifest)
     emissions = compute_emissions(loaded, utterances, device=args.device)
     best, rows = tune(emissions, utterances, loaded.tokenizer, base, pairs)
-    wer = min(row["wer"] for row in rows)
+    top = min(rows, key=lambda row: row["wer"])
     save_decoding(args.model, best, args.out)
-    print(f"best: lm_weight {best.lm_weight:g}  word_score {best.word_score:g}  dev-tuned WER {wer:.2%} "
-          f"({len(utterances)} utterances); saved as the default decoding of {args.out or args.model}")
+    print(f"best: lm_weight {best.lm_weight:g}  word_score {best.word_score:g}  dev-tuned WER {top['wer']:.2%} "
+          f"CER {top['cer']:.2%} ({len(utterances)} utterances); saved as the default decoding of "
+          f"{args.out or args.model}")
     return 0
 
 
@@ -286,6 +291,13 @@ def cmd_serve(args) -> int:
         loaded = load_model(args.model or default_model_path())
         serve(Recognizer(loaded, decoding_options(args, loaded), config.workers), config, sock)
     return 0
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",")) if text else ()
+    except ValueError:
+        raise ConfigError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -445,12 +457,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(sub, "lm", "build an n-gram LM + lexicon from text, or download LibriSpeech's")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    q = command(actions, "build", "n-gram LM (+ lexicon) from a text corpus or a manifest's transcripts")
-    q.add_argument("--text", required=True, help="corpus, one sentence per line, or a .jsonl manifest")
-    q.add_argument("--order", type=int, default=3, help="n-gram order (2-5)")
+    q = command(actions, "build", "n-gram LM (+ lexicon) from text corpora or manifests' transcripts (KenLM lmplz)")
+    q.add_argument("--text", nargs="+", required=True,
+                   help="corpus .txt/.txt.gz files (a paragraph or sentence per line), folders of them, "
+                        "or .jsonl manifests")
+    q.add_argument("--in-domain", nargs="+", help="in-domain text (e.g. training transcripts): all its words "
+                                                   "join the vocabulary, its sentences the text")
+    q.add_argument("--in-domain-copies", type=int, default=1, help="weight the in-domain text by repeating it")
+    q.add_argument("--exclude", nargs="+", help="dev/test manifests or text whose sentences must not be used")
+    q.add_argument("--order", type=int, default=3, help="n-gram order (2-6)")
+    q.add_argument("--vocab-size", type=int, help="word: keep the N most frequent words (default: all)")
+    q.add_argument("--prune", default="", help="lmplz count thresholds per order, e.g. 0,1,2 drops bigrams "
+                                               "seen once and trigrams seen at most twice")
+    q.add_argument("--memory", default="1G", help="lmplz sorting memory (e.g. 500M, 2G, 20%%)")
+    q.add_argument("--quantize", type=int, choices=range(2, 26), metavar="BITS",
+                   help="quantize lm.bin's probabilities to BITS bits (smaller file)")
     q.add_argument("--unit", choices=["word", "char"], default="word",
                    help="word n-gram + lexicon, or character n-gram for lexicon-free decoding")
-    q.add_argument("--out", required=True, help="output folder (lm.arpa, lexicon.txt)")
+    q.add_argument("--out", required=True, help="output folder (lm.bin, lm.arpa, lexicon.txt, build.json)")
     q.set_defaults(func=cmd_lm_build)
     q = command(actions, "download", "download a LibriSpeech LM (OpenSLR 11) and make its lexicon")
     q.add_argument("corpus", choices=["librispeech"], help="whose LM")

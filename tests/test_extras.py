@@ -9,13 +9,12 @@ import sys
 import pytest
 from conftest import ONE_THREAD_ENV
 
-from asr.cli import main
 from asr.decode import DecodingOptions, make_decoder
 from asr.extras import MissingExtraError, require
 from asr.text import CharTokenizer
 
 # Import as if these packages were not installed: None in sys.modules makes `import` raise ImportError.
-WITHOUT_BEAM = "import sys; sys.modules.update(dict.fromkeys(['flashlight', 'kaldingram']))"
+WITHOUT_BEAM = "import sys; sys.modules.update(dict.fromkeys(['flashlight']))"
 
 
 def _uninstall(monkeypatch, package: str) -> None:
@@ -33,19 +32,9 @@ def test_require_names_the_extra(monkeypatch):
     assert "flashlight" in str(info.value) and "--decoder greedy" in str(info.value)
 
 
-def test_lm_build_without_the_beam_extra_is_one_error_line(monkeypatch, tmp_path, capsys):
-    _uninstall(monkeypatch, "kaldingram")
-    (tmp_path / "corpus.txt").write_text("the cat sat\n")
-    assert main(["lm", "build", "--text", str(tmp_path / "corpus.txt"), "--out", str(tmp_path / "lm")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: building an n-gram LM needs pip install 'asr[beam]' (") and "kaldingram" in err
-    assert err.count("\n") == 1
-    assert not (tmp_path / "lm" / "lm.arpa").exists()
-
-
 @pytest.mark.slow
 def test_greedy_transcription_runs_without_the_beam_extra(speech_dir):
-    """A fresh interpreter where flashlight-text and kaldingram cannot be imported: the bundled
+    """A fresh interpreter where flashlight-text cannot be imported: the bundled
     model transcribes greedily; its stored default, beam search, is one error line naming the extra."""
     wav = str(speech_dir / "utt0.wav")
     run = [sys.executable, "-c", f"{WITHOUT_BEAM}; from asr.cli import main; sys.exit(main(sys.argv[1:]))",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from flashlight.lib.text.decoder.kenlm import KenLM
@@ -46,9 +50,9 @@ def test_word_lm_and_lexicon_from_normalized_text(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
     result = build_lm(corpus, 3, tmp_path / "lm")
-    assert result["sentences"] == 4 and result["words"] == 7
-    assert "ngram 3=" in Path(result["lm"]).read_text()
-    model = ArpaModel(result["lm"])
+    assert result["sentences"] == 4 and result["words"] == 17 and result["vocabulary"] == 7
+    assert "ngram 3=" in Path(result["arpa"]).read_text()
+    model = ArpaModel(result["arpa"])
     assert model.log10_prob(["the"], "cat") > model.log10_prob(["the"], "bat")
     assert math.isclose(sum(10 ** model.log10_prob(["the", "cat"], w)  # seen twice, always followed by "sat"
                             for w in ["sat", "on", "mat", "bat", "a", "the", "cat", "</s>"]), 1.0, abs_tol=0.02)
@@ -63,10 +67,10 @@ def test_character_lm_spells_words_with_separators(tmp_path):
     write_manifest([Utterance(f"u{i}", "x.wav", 1.0, text, "s") for i, text in enumerate(CORPUS.splitlines()) if text],
                    corpus)
     result = build_lm(corpus, 4, tmp_path / "char", unit="char")
-    model = ArpaModel(result["lm"])
+    model = ArpaModel(result["arpa"])
     assert result["lexicon"] is None and not (tmp_path / "char" / "lexicon.txt").exists()
     assert model.log10_prob(list("the"), "|") > model.log10_prob(list("the"), "e")
-    unigrams = Path(result["lm"]).read_text().split("\\2-grams:")[0]
+    unigrams = Path(result["arpa"]).read_text().split("\\2-grams:")[0]
     assert "\t|\t" in unigrams and "\tcat" not in unigrams
 
 
@@ -167,3 +171,74 @@ def test_tuned_decoding_is_stored_and_used_by_evaluate(tmp_path, speech_manifest
     save_decoding(checkpoint, DecodingOptions(decoder="beam", lm=str(tmp_path / "gone.arpa")))
     assert main(["evaluate", "--model", str(checkpoint), "--manifest", str(speech_manifest)]) == 1
     assert capsys.readouterr().err.strip().endswith("gone.arpa: language model not found")
+
+
+def _write_gz(path: Path, lines: list[str]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("".join(f"{line}\n" for line in lines))
+
+
+def test_build_from_a_folder_of_gzip_books_with_vocabulary_in_domain_text_and_exclusion(tmp_path, capsys):
+    books = tmp_path / "books"
+    books.mkdir()
+    _write_gz(books / "1.txt.gz", ["CHAPTER I.", "The cat sat on the mat. The cat sat on the hat.",
+                                   "Kate loves China. The dog ate 3 bones."])
+    _write_gz(books / "2.txt.gz", ["The cat sat on the mat.", "A zebra yawned."])
+    train = tmp_path / "train.jsonl"
+    write_manifest([Utterance("t1", "x.wav", 1.0, "MARK IS GOING TO SEE ELEPHANT", "s")], train)
+    dev = tmp_path / "dev.jsonl"
+    write_manifest([Utterance("d1", "x.wav", 1.0, "KATE LOVES CHINA", "s")], dev)
+    assert main(["lm", "build", "--text", str(books), "--in-domain", str(train), "--exclude", str(dev),
+                 "--order", "3", "--vocab-size", "8", "--out", str(tmp_path / "lm")]) == 0
+    assert "word 3-gram" in capsys.readouterr().out
+    info = json.loads((tmp_path / "lm" / "build.json").read_text())
+    # 4 corpus sentences (the repeated one once, the heading and the dev sentence dropped) + 1 in-domain
+    assert info["sentences"] == 5 and info["excluded_sentences"] == 1
+    words = [line.split("\t")[0] for line in (tmp_path / "lm" / "lexicon.txt").read_text().splitlines()]
+    assert {"the", "cat", "sat", "on", "dog", "elephant", "going"} <= set(words)  # top 8 + every in-domain word
+    assert "zebra" not in words and "kate" not in words and len(words) == 8 + 6
+    arpa = (tmp_path / "lm" / "lm.arpa").read_text()
+    assert "\tkate" not in arpa and "loves" not in arpa  # the dev sentence never reached the LM
+    model = ArpaModel(tmp_path / "lm" / "lm.arpa")
+    assert model.log10_prob(["mark", "is"], "going") > model.log10_prob(["mark", "is"], "cat")
+    binary = KenLM(str(tmp_path / "lm" / "lm.bin"), model.dictionary)  # the binary loads and agrees
+    state, score = binary.score(binary.start(False), model.dictionary.get_index("the"))
+    assert score == pytest.approx(model.log10_prob([], "the"), abs=1e-4)
+
+
+def test_dev_sentences_in_the_training_text_are_caught(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat\nkate loves china\n")
+    lm_module.check_excluded(text, ["the dog"])
+    with pytest.raises(CorpusError, match="text.txt:2: an excluded"):
+        lm_module.check_excluded(text, ["KATE LOVES CHINA!"])
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_when_the_corpus_grows(tmp_path):
+    """Peak memory of our streaming pass and of lmplz (-S 64M) for a corpus and one 4x larger."""
+    # VmHWM, not ru_maxrss: the latter keeps the memory of the forked pytest process across exec
+    script = ("import json, re, sys\nfrom asr.lm import build_lm\n"
+              "info = build_lm(sys.argv[1], 3, sys.argv[2], vocab_size=2000, memory='64M')\n"
+              "peak = re.search(r'VmHWM:\\s*(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
+              "print(json.dumps([int(peak), info['lmplz_peak_kb']]))\n")
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 6)) for _ in range(5000)]
+    peaks = []
+    for n_sentences in (20_000, 80_000):
+        corpus = tmp_path / f"corpus{n_sentences}.txt"
+        corpus.write_text("".join(" ".join(words[i] for i in row) + "\n"
+                                  for row in rng.integers(0, len(words), (n_sentences, 8))))
+        done = subprocess.run([sys.executable, "-c", script, str(corpus), str(tmp_path / f"lm{n_sentences}")],
+                              capture_output=True, text=True, check=True)
+        peaks.append(json.loads(done.stdout))  # [python KB, lmplz KB]
+    (python_small, lmplz_small), (python_large, lmplz_large) = peaks
+    assert python_large < python_small + 30_000  # kB: the text streams; only word counts and the dedupe filter
+    assert python_large < 400_000 and lmplz_large < 200_000  # kB: lmplz sorts on disk within its 64M
+
+
+def test_missing_kenlm_tools_fail_before_reading_the_corpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(lm_module.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CorpusError, match="lmplz not found.*make install"):
+        build_lm(tmp_path / "no-such-corpus.txt", 3, tmp_path / "lm")  # the corpus error would come later

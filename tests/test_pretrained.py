@@ -51,6 +51,18 @@ def test_transcribe_without_model_uses_bundled_one(sentence_wav):
     assert result.returncode == 0, result.stderr
     path, text = result.stdout.rstrip("\n").split("\t")
     assert path == str(sentence_wav) and text.strip()
+    assert result.stderr == ""  # no KenLM banner ("Loading the LM will be faster...", "----5---10", "****")
+
+
+def test_a_file_that_is_not_an_lm_is_one_clean_error_line(sentence_wav, tmp_path):
+    broken = tmp_path / "broken.arpa"
+    broken.write_text("this is not an ARPA file\n")
+    result = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(sentence_wav), "--lm", str(broken)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {broken}")
+    assert "not \\data\\" in lines[0] and ".cc" not in lines[0] and "Loading" not in lines[0]
 
 
 def tiny_checkpoint(path, decoding=None):

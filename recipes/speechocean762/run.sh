@@ -19,11 +19,16 @@
 #      and real + synthetic training speech together              -> data/train_synth.jsonl
 #   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
 #   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
-#   4  word 3-gram LM + lexicon of the training transcripts, LM weight and word score
-#      tuned on dev (dev-tuned!), beam + LM decode of dev   -> lm/, exp/$conf/tuned.pt, exp/$conf/decode-beam-lm/
+#   4  a general English word 3-gram + 50k-word lexicon from the shared text corpus
+#      (--text-dir: ~50M words of public-domain books and CC0 sentences) plus the training
+#      transcripts, never a dev sentence (built once: an existing lm/lm.bin is reused), then the
+#      LM weight and word score tuned on dev (dev-tuned!) and beam + LM decoding of dev
+#                                                  -> lm/, exp/$conf/tuned.pt, exp/$conf/decode-beam-lm/
 #   5  export it as the bundled default model (--export only) -> ../../asr/pretrained/
 #
-# The bundled model is `./run.sh --data-dir DIR --conf small_synth --stop-stage 5 --export`.
+# The bundled model is `./run.sh --data-dir DIR --conf small_synth --stop-stage 5 --export`;
+# after retraining, `./run.sh --conf CONF --stage 4 --stop-stage 5 --export` re-tunes the LM
+# weights for the new model and exports it (the LM itself does not depend on the model).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -83,12 +88,18 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  $asr lm build --text data/train.jsonl --order 3 --out lm
-  $asr tune --model $exp/best.pt --manifest data/dev.jsonl --lm lm/lm.arpa --lexicon lm/lexicon.txt \
-    --lm-weights 0.5,1,2,3 --word-scores=-2,0,2,4 --out $exp/tuned.pt
+  if [ -f lm/lm.bin ]; then
+    echo "lm/lm.bin exists: reusing it (delete lm/ to rebuild)"
+  else
+    # --exclude: no dev sentence reaches the LM (asr lm build checks the text it wrote)
+    $asr lm build --text "$text_dir" --in-domain data/train.jsonl --exclude data/dev.jsonl \
+      --order 3 --vocab-size 50000 --prune 0,2,3 --quantize 8 --out lm
+  fi
+  $asr tune --model $exp/best.pt --manifest data/dev.jsonl --lm lm/lm.bin --lexicon lm/lexicon.txt \
+    --lm-weights 1,1.5,2,2.5 --word-scores=0,1,2 --out $exp/tuned.pt
   $asr evaluate --model $exp/tuned.pt --manifest data/dev.jsonl --out-dir $exp/decode-beam-lm
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ "$export_model" = true ]; then
-  $asr export $exp/tuned.pt --lm lm/lm.arpa --lexicon lm/lexicon.txt
+  $asr export $exp/tuned.pt --lm lm/lm.bin --lexicon lm/lexicon.txt
 fi
