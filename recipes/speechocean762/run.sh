@@ -17,7 +17,7 @@
 #                                                                -> data/synth/, data/synth.jsonl
 #      and a synthetic dev set from held-out voices and text     -> data/synth_dev/, data/synth_dev.jsonl
 #      and real + synthetic training speech together              -> data/train_synth.jsonl
-#      and the manifests of its first 4,500 and 10,000 utterances (the bundled model's two parts)
+#      and the manifests of its first 4,500 and 8,000 utterances (the bundled model's two parts)
 #                                                                -> data/synth_pre.jsonl, data/synth_main.jsonl
 #   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
 #      (a conf with `init_from: exp/PARENT/last.pt` first trains conf/PARENT.yaml, if not done yet)
@@ -81,7 +81,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     mv data/train_synth.jsonl.tmp data/train_synth.jsonl
     # A smaller --count plans the same first utterances, so these find their files made.
     nice -n 19 $asr synth "${prompts[@]}" --out-dir data/synth --manifest data/synth_pre.jsonl --count 4500 --seed 0
-    nice -n 19 $asr synth "${prompts[@]}" --out-dir data/synth --manifest data/synth_main.jsonl --count 10000 --seed 0
+    nice -n 19 $asr synth "${prompts[@]}" --out-dir data/synth --manifest data/synth_main.jsonl --count 8000 --seed 0
   fi
 fi
 # The conf's dev set: data/dev.jsonl, or for the bundled model the reporting speakers only.
