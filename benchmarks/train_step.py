@@ -32,12 +32,14 @@ import tempfile
 import time
 
 import numpy as np
+import torch
 from common import RECIPE, TRAIN_MANIFEST, machine_line
 
 import asr.model
 from asr.config import load_yaml, merge
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
+from asr.threads import default_threads
 from asr.train import RunConfig, Trainer, get_lr, optimizer_step
 
 FORMULATIONS = {"packed": asr.model.packed_bilstm, "dense": asr.model.dense_bilstm}
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25.0, help="stop a row after this much timed training")
     args = parser.parse_args()
     print(machine_line())
+    torch_default = torch.get_num_threads()  # what training used before asr set its own default
 
     config = merge(RunConfig(), load_yaml(args.config))
     config = merge(config, {"train_manifest": args.manifest, "dev_manifest": "",
@@ -88,7 +91,7 @@ def main() -> None:
     ours = padding_fraction(durations, sampler.batches(0))
     # Random batching: the same greedy packing under the same cap, over a shuffled order.
     random_order = np.random.default_rng(0).permutation(len(durations))
-    shuffled = padding_fraction(durations, sampler._pack(random_order))
+    shuffled = padding_fraction(durations, sampler._pack(random_order, durations))
     print(f"padding  {len(durations)} utterances, batches of <= {config.train.max_batch_seconds:g} padded s: "
           f"duration sampler {ours:.1%}   random batching {shuffled:.1%}")
 
@@ -102,12 +105,14 @@ def main() -> None:
           f"in all, <= {config.train.max_batch_seconds:g} padded s each")
     print("| threads | competing process | packed (before), audio s/s | dense (now), audio s/s | dense / packed |")
     print("| ---: | --- | ---: | ---: | ---: |")
+    speeds = {}  # (competing, threads) -> {formulation: audio s/s}
     for competing in (False, True):
         rival = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if competing else None
         try:
-            for threads in (1, 2):
+            for threads in sorted({1, 2, torch_default, default_threads()}):
                 config.train.threads = threads
-                speed = {name: throughput(config, batches, name, args.seconds) for name in FORMULATIONS}
+                speed = speeds[competing, threads] = {name: throughput(config, batches, name, args.seconds)
+                                                      for name in FORMULATIONS}
                 print(f"| {threads} | {'one busy-loop process' if competing else 'none started'} "
                       f"| {speed['packed']:.1f} | {speed['dense']:.1f} | {speed['dense'] / speed['packed']:.1f}x |",
                       flush=True)
@@ -115,6 +120,10 @@ def main() -> None:
             if rival is not None:
                 rival.kill()
                 rival.wait()
+    ratios = [speeds[competing, default_threads()]["dense"] / speeds[competing, torch_default]["packed"]
+              for competing in (False, True)]
+    print(f"defaults: before, packed at torch's default of {torch_default} thread(s); now, dense at asr's default "
+          f"of {default_threads()}: {ratios[0]:.1f}x with none started, {ratios[1]:.1f}x with the busy-loop process")
     print(machine_line())  # the load average again, after the run
 
 
