@@ -96,10 +96,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model, feature config and tokenizer stored in a checkpoint (eval mode)."""
+    """Rebuild the model, feature config and tokenizer stored in a checkpoint (eval mode).
+
+    Weights stored in half precision (an exported model, asr.pretrained) become float32 here."""
     checkpoint = read_checkpoint(path)
     model = CTCModel(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model_state_dict"])
+    model.load_state_dict({name: tensor.float() if tensor.is_floating_point() else tensor
+                           for name, tensor in checkpoint["model_state_dict"].items()})
     model.to(device).eval()
     return LoadedModel(
         model=model,

@@ -87,6 +87,22 @@ def test_export_drops_train_state_and_ships_lm(tmp_path):
     assert options.decoder == "beam" and options.lm == str(dest.resolve() / "words.arpa")
 
 
+def test_export_stores_half_precision_weights_that_load_as_float32(tmp_path):
+    source = tiny_checkpoint(tmp_path / "last.pt")
+    out = export_model(source, tmp_path / "pretrained")
+    stored = read_checkpoint(out)["model_state_dict"]
+    assert {tensor.dtype for tensor in stored.values() if tensor.is_floating_point()} == {torch.float16}
+    original, exported = load_model(source).model, load_model(out).model
+    assert all(p.dtype == torch.float32 for p in exported.parameters())
+    features = torch.randn(2, 50, FeatureConfig().n_mels)  # (batch, frames, mels)
+    lengths = torch.tensor([50, 31])
+    with torch.no_grad():
+        want, _ = original(features, lengths)
+        got, _ = exported(features, lengths)
+    assert not torch.equal(got, want)  # rounded weights...
+    assert torch.allclose(got, want, atol=1e-2)  # ...that compute nearly the same log-probs
+
+
 def test_export_refuses_bad_options_and_oversize_models(tmp_path, monkeypatch):
     source = tiny_checkpoint(tmp_path / "last.pt")
     with pytest.raises(ConfigError, match="beam_size"):

@@ -7,7 +7,9 @@ This folder ships inside the package (pyproject's package-data):
     <LM, lexicon>   the files named by the stored decoding options, if beam + LM is used
 
 `export_model` (the `asr export` command) writes model.pt and copies the LM and
-lexicon from a training run's checkpoint. File names in the stored decoding
+lexicon from a training run's checkpoint. The exported weights are stored in half
+precision (half the download; `load_model` converts them back to float32; the effect
+on transcripts is measured in recipes/speechocean762/RESULTS.md). File names in the stored decoding
 options are relative to the checkpoint's folder; `stored_decoding` resolves them.
 """
 
@@ -52,7 +54,7 @@ def stored_decoding(loaded: LoadedModel) -> DecodingOptions:
 def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PRETRAINED_DIR,
                  lm: str | os.PathLike | None = None, lexicon: str | os.PathLike | None = None,
                  decoding: dict | None = None) -> Path:
-    """Write `dest_dir/model.pt` from a training checkpoint, without its train_state.
+    """Write `dest_dir/model.pt` from a training checkpoint, without its train_state, weights in float16.
 
     `lm` and `lexicon` are copied next to it and named in the stored decoding
     options, which `decoding` (DecodingOptions fields, values may be strings)
@@ -62,6 +64,8 @@ def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PR
     dest_dir = Path(dest_dir)
     data = read_checkpoint(checkpoint)
     data.pop("train_state", None)
+    data["model_state_dict"] = {name: tensor.half() if tensor.is_floating_point() else tensor
+                                for name, tensor in data["model_state_dict"].items()}
     options = {**data.get("decoding", {}), **(decoding or {})}
     files = {key: Path(src) for key, src in (("lm", lm), ("lexicon", lexicon)) if src}
     for key, src in files.items():
