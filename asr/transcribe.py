@@ -58,7 +58,6 @@ from asr.config import ConfigError
 from asr.decode import Decoder, Hypothesis, add_word_timings, make_decoder
 from asr.errors import AsrError
 from asr.features import LogMel
-from asr.pretrained import stored_decoding
 from asr.vad import VAD_EXTRA, SegmentOptions, VadUnavailable, load_vad, speech_segments
 
 FORMATS = ("txt", "jsonl", "srt", "vtt")
@@ -276,7 +275,7 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
     `max_segment_seconds` are still transcribed (whole); longer ones get an AudioError that
     says what to install.
     """
-    decoder = decoder or make_decoder(stored_decoding(loaded), loaded.tokenizer)
+    decoder = decoder or make_decoder(loaded.decoding, loaded.tokenizer)
     logmel = LogMel(loaded.features)
     try:
         vad, vad_missing = load_vad(options.segments.vad), None

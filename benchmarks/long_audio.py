@@ -139,11 +139,10 @@ def worker(args) -> None:
 
     from asr.checkpoint import load_model
     from asr.decode import make_decoder
-    from asr.pretrained import stored_decoding
 
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
-    options = stored_decoding(loaded)
+    options = loaded.decoding
     if args.decoder:
         options = dataclasses.replace(options, decoder=args.decoder)
     decoder = make_decoder(options, loaded.tokenizer)

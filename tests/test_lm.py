@@ -154,16 +154,16 @@ def test_tuned_decoding_is_stored_and_used_by_evaluate(tmp_path, speech_manifest
                  "--lm-weights", "0.5,1", "--word-scores", "0",
                  "--beam-size", "4", "--out", str(tmp_path / "tuned.pt")]) == 0
     assert "dev-tuned WER" in capsys.readouterr().out
-    stored = load_model(tmp_path / "tuned.pt").decoding
-    assert stored["decoder"] == "beam" and stored["beam_size"] == 4 and stored["lm_weight"] in (0.5, 1.0)
-    assert stored["lm"] == str((lm_dir / "lm.arpa").resolve())
-    assert load_model(checkpoint).decoding == {}  # --out leaves the original alone
+    loaded = load_model(tmp_path / "tuned.pt")
+    stored = loaded.decoding
+    assert stored.decoder == "beam" and stored.beam_size == 4 and stored.lm_weight in (0.5, 1.0)
+    assert stored.lm == str((lm_dir / "lm.arpa").resolve())
+    assert load_model(checkpoint).decoding == DecodingOptions()  # --out leaves the original alone
 
     from asr.cli import build_parser, decoding_options
 
-    loaded = load_model(tmp_path / "tuned.pt")
     args = build_parser().parse_args(["evaluate", "--model", "m", "--manifest", "x"])
-    assert decoding_options(args, loaded) == DecodingOptions(**stored)
+    assert decoding_options(args, loaded) == stored
     args = build_parser().parse_args(["evaluate", "--model", "m", "--manifest", "x", "--decoder", "greedy"])
     assert decoding_options(args, loaded).decoder == "greedy"
     assert main(["evaluate", "--model", str(tmp_path / "tuned.pt"), "--manifest", str(speech_manifest),

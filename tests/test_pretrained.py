@@ -23,7 +23,6 @@ from asr.pretrained import (
     MAX_MODEL_BYTES,
     default_model_path,
     export_model,
-    stored_decoding,
 )
 from asr.text import CharTokenizer
 from asr.transcribe import transcribe
@@ -83,7 +82,7 @@ def test_export_drops_train_state_and_ships_lm(tmp_path):
     assert "train_state" not in exported
     assert exported["decoding"] == {"decoder": "beam", "lm_weight": 1.5, "lm": "words.arpa"}
     assert (dest / "words.arpa").read_text() == "\\data\\\n"
-    options = stored_decoding(load_model(out))
+    options = load_model(out).decoding
     assert options.decoder == "beam" and options.lm == str(dest.resolve() / "words.arpa")
 
 
