@@ -52,7 +52,7 @@ import yaml
 from tqdm import tqdm
 
 from asr.atomic import atomic_write
-from asr.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+from asr.checkpoint import LoadedModel, make_checkpoint, read_checkpoint, save_atomic
 from asr.config import ConfigError, to_dict
 from asr.data.augment import AugmentConfig, ensure_rir_bank, join_groups
 from asr.data.dataset import UtteranceDataset, collate, ignore_interrupts
@@ -411,11 +411,10 @@ def validate(trainer: Trainer) -> None:
     Rank 0 does this while the other ranks wait."""
     started = time.perf_counter()
     if trainer.dev_utts and trainer.dist.is_main:
-        hyps = decode_utterances(trainer.model, trainer.config.features, trainer.dev_utts,
-                                 GreedyDecoder(trainer.tokenizer), device=trainer.device,
+        model = LoadedModel(trainer.model, trainer.config.features, trainer.tokenizer)
+        hyps = decode_utterances(model, trainer.dev_utts, GreedyDecoder(trainer.tokenizer), device=trainer.device,
                                  num_workers=trainer.config.train.num_workers)
         summary, _ = score(trainer.dev_utts, hyps)
-        trainer.model.train()
         state = trainer.state
         trainer.log({"step": state.step, "epoch": state.epoch, "dev_wer": summary["wer"], "dev_cer": summary["cer"]})
         trainer.say(f"step {state.step}  epoch {state.epoch}  dev WER {summary['wer']:.2%}  CER {summary['cer']:.2%}")

@@ -67,7 +67,7 @@ def run_ours(model_path: str | Path, utterances: list[Utterance]) -> tuple[str, 
     options = loaded.decoding
     decoder = make_decoder(options, loaded.tokenizer)
     start = time.perf_counter()
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, decoder, num_workers=0)
+    hyps = decode_utterances(loaded, utterances, decoder, num_workers=0)
     seconds = time.perf_counter() - start
     lm = " + LM" if options.lm else ""
     return f"asr bundled ({options.decoder}{lm})", {k: h.text for k, h in hyps.items()}, seconds

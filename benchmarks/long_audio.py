@@ -152,7 +152,7 @@ def worker(args) -> None:
 
         utterances = read_manifest(args.input)
         start = time.perf_counter()
-        hyps = decode_utterances(loaded.model, loaded.features, utterances, decoder, num_workers=0)
+        hyps = decode_utterances(loaded, utterances, decoder, num_workers=0)
         seconds, inputs = time.perf_counter() - start, len(utterances)
         text = " ".join(hyps[u.id].text for u in utterances)
     elif args.system == "windows":  # the BASELINE code: PYTHONPATH points at it

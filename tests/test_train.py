@@ -60,8 +60,7 @@ def test_tiny_model_overfits_six_sentences(overfit_exp, speech_manifest):
     """Trained by the `overfit_exp` fixture through asr.train.run: greedy CER < 5% on its training set."""
     loaded = load_model(overfit_exp / "last.pt")
     utterances = read_manifest(speech_manifest)
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, GreedyDecoder(loaded.tokenizer),
-                             num_workers=0)
+    hyps = decode_utterances(loaded, utterances, GreedyDecoder(loaded.tokenizer), num_workers=0)
     summary, rows = score(utterances, hyps)
     report = "\n".join(f"{row['ref']!r} -> {row['hyp']!r}" for row in rows)
     assert summary["cer"] < 0.05, report

@@ -245,7 +245,7 @@ def test_without_a_vad_a_short_file_is_decoded_exactly_as_evaluate_does(tiny_che
     loaded = load_model(tiny_checkpoint)
     decoder = GreedyDecoder(loaded.tokenizer)
     utterances = read_manifest(speech_manifest)
-    reference = decode_utterances(loaded.model, loaded.features, utterances, decoder)
+    reference = decode_utterances(loaded, utterances, decoder)
     options = TranscribeOptions(segments=SegmentOptions(vad="none"))
     for utt in utterances:
         hyp = transcribe.transcribe(loaded, utt.audio_path, decoder, options)
