@@ -35,6 +35,7 @@ Resuming needs the same number of processes (the sampler position depends on it)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -111,6 +112,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+def resolve(config: RunConfig, tokenizer: CharTokenizer) -> RunConfig:
+    """A copy of `config` with the sizes that follow from the others filled in: the model's input
+    mel bins from the features, its output classes from the tokenizer. What a run saves and uses."""
+    model = dataclasses.replace(config.model, n_mels=config.features.n_mels, vocab_size=len(tokenizer))
+    return dataclasses.replace(config, model=model)
+
+
 def get_lr(step: int, config: TrainConfig, total_steps: int) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warmup, cosine decay."""
     if step < config.warmup_steps:
@@ -169,15 +177,13 @@ class Trainer:
     """Holds the objects of one run; the loop itself is in `train_one_epoch`."""
 
     def __init__(self, config: RunConfig, exp_dir: str | Path):
-        self.config = config
+        self.tokenizer = CharTokenizer()
+        self.config = config = resolve(config, self.tokenizer)  # the caller's config is left as it is
         self.exp_dir = Path(exp_dir)
         self.threads = set_threads(config.train.threads, "train.threads")
         self.dist = Distributed.from_env()
         self.device = _pick_device(config.train.device, self.dist.local_rank)
         self.owns_process_group = self.dist.join(self.device)
-        self.tokenizer = CharTokenizer()
-        config.model.vocab_size = len(self.tokenizer)
-        config.model.n_mels = config.features.n_mels
         if config.train.grad_accum < 1:
             raise ConfigError(f"train.grad_accum must be at least 1, got {config.train.grad_accum}")
         torch.manual_seed(config.train.seed)  # the same initial weights on every rank

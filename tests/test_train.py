@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -22,10 +23,11 @@ from conftest import ONE_THREAD_ENV
 
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint
 from asr.cli import main
-from asr.config import ConfigError
+from asr.config import ConfigError, to_dict
 from asr.data.manifest import read_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
+from asr.features import FeatureConfig
 from asr.model import ModelConfig
 from asr.train import RunConfig, TrainConfig, Trainer, get_lr, run
 
@@ -305,6 +307,20 @@ def test_init_from_starts_a_new_run_from_weights_and_refuses_other_sizes(speech_
         Trainer(config(8, ""), tmp_path / "other").start_from(source / "last.pt")
     finished = run(config(16, str(source / "last.pt")), tmp_path / "continued")
     assert finished.state.step == trainer.steps_per_epoch  # a whole new epoch, not a resume
+
+
+def test_the_trainer_resolves_a_copy_of_the_config_and_leaves_the_callers_alone(speech_manifest, tmp_path):
+    config = RunConfig(train_manifest=str(speech_manifest), features=FeatureConfig(n_mels=40),
+                       model=ModelConfig(hidden_size=8, num_layers=1, vocab_size=5),
+                       train=TrainConfig(epochs=1, max_batch_seconds=4.0, num_workers=0, device="cpu"))
+    before = copy.deepcopy(config)
+    trainer = Trainer(config, tmp_path / "exp")
+    assert config == before
+    assert trainer.config.model == ModelConfig(n_mels=40, hidden_size=8, num_layers=1,
+                                               vocab_size=len(trainer.tokenizer))
+    assert trainer.model.config == trainer.config.model
+    trainer.save()
+    assert read_checkpoint(tmp_path / "exp" / "last.pt")["train_state"]["run_config"] == to_dict(trainer.config)
 
 
 class Crash(Exception):
