@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import tiny_model
 
 from asr.checkpoint import (
     CheckpointError,
@@ -17,14 +18,13 @@ from asr.checkpoint import (
 )
 from asr.decode import DecodingOptions
 from asr.features import FeatureConfig
-from asr.model import CTCModel, ModelConfig
+from asr.model import CTCModel
 from asr.text import CharTokenizer
 
 
 @pytest.fixture
 def model() -> CTCModel:
-    torch.manual_seed(0)
-    return CTCModel(ModelConfig(n_mels=40, subsample=2, hidden_size=16, num_layers=2, vocab_size=29)).eval()
+    return tiny_model(n_mels=40, subsample=2, num_layers=2)
 
 
 FEATURES = FeatureConfig(n_mels=40, hop_ms=12.5)

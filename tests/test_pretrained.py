@@ -11,20 +11,17 @@ import sys
 
 import pytest
 import torch
-from conftest import synthesize
+from conftest import save_checkpoint, synthesize, tiny_model
 
-from asr.checkpoint import CheckpointError, load_model, make_checkpoint, read_checkpoint
+from asr.checkpoint import CheckpointError, load_model, read_checkpoint
 from asr.cli import main
 from asr.config import ConfigError
 from asr.decode import GreedyDecoder
-from asr.features import FeatureConfig
-from asr.model import CTCModel, ModelConfig
 from asr.pretrained import (
     MAX_MODEL_BYTES,
     default_model_path,
     export_model,
 )
-from asr.text import CharTokenizer
 from asr.transcribe import transcribe
 
 
@@ -64,17 +61,14 @@ def test_a_file_that_is_not_an_lm_is_one_clean_error_line(sentence_wav, tmp_path
     assert "not \\data\\" in lines[0] and ".cc" not in lines[0] and "Loading" not in lines[0]
 
 
-def tiny_checkpoint(path, decoding=None):
-    tokenizer = CharTokenizer()
-    model = CTCModel(ModelConfig(hidden_size=8, num_layers=1, vocab_size=len(tokenizer)))
-    checkpoint = make_checkpoint(model, FeatureConfig(), tokenizer, decoding=decoding,
-                                 train_state={"step": 7, "optimizer": {"m": torch.zeros(1000)}})
-    torch.save(checkpoint, path)
-    return path
+def training_checkpoint(path):
+    """A tiny model's checkpoint with a train_state (optimizer moments), as training writes last.pt."""
+    return save_checkpoint(tiny_model(hidden_size=8), path,
+                           train_state={"step": 7, "optimizer": {"m": torch.zeros(1000)}})
 
 
 def test_export_drops_train_state_and_ships_lm(tmp_path):
-    source = tiny_checkpoint(tmp_path / "last.pt")
+    source = training_checkpoint(tmp_path / "last.pt")
     (tmp_path / "words.arpa").write_text("\\data\\\n")
     dest = tmp_path / "pretrained"
     out = export_model(source, dest, lm=tmp_path / "words.arpa", decoding={"decoder": "beam", "lm_weight": "1.5"})
@@ -87,7 +81,7 @@ def test_export_drops_train_state_and_ships_lm(tmp_path):
 
 
 def test_export_refuses_bad_options_and_oversize_models(tmp_path, monkeypatch):
-    source = tiny_checkpoint(tmp_path / "last.pt")
+    source = training_checkpoint(tmp_path / "last.pt")
     with pytest.raises(ConfigError, match="beam_size"):
         export_model(source, tmp_path / "a", decoding={"beam_size": "wide"})
     with pytest.raises(CheckpointError, match="lm file not found"):
@@ -99,7 +93,7 @@ def test_export_refuses_bad_options_and_oversize_models(tmp_path, monkeypatch):
 
 
 def test_export_cli_reports_errors_in_one_line(tmp_path, capsys):
-    source = tiny_checkpoint(tmp_path / "last.pt")
+    source = training_checkpoint(tmp_path / "last.pt")
     assert main(["export", str(source), "--out-dir", str(tmp_path / "d"), "--decoding", "decoder"]) == 1
     assert capsys.readouterr().err.startswith("error: --decoding expects KEY=VALUE")
     assert main(["export", str(source), "--out-dir", str(tmp_path / "d"), "--decoding", "decoder=greedy"]) == 0
