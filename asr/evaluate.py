@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import LoadedModel
-from asr.data.dataset import UtteranceDataset, collate, ignore_interrupts
+from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
 from asr.data.manifest import Utterance
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis
@@ -40,7 +40,7 @@ def iter_emissions(loaded: LoadedModel, utterances: list[Utterance], device: tor
     dataset = UtteranceDataset(utterances, loaded.features, loaded.tokenizer)
     sampler = DurationBatchSampler([u.duration for u in utterances], batch_seconds, shuffle=False)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=num_workers, worker_init_fn=ignore_interrupts)
+                                         num_workers=num_workers, worker_init_fn=defer_stop_signals)
     try:
         for batch in loader:
             log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))

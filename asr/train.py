@@ -56,7 +56,7 @@ from asr.atomic import atomic_write
 from asr.checkpoint import LoadedModel, make_checkpoint, read_checkpoint, save_atomic
 from asr.config import ConfigError, to_dict
 from asr.data.augment import AugmentConfig, ensure_rir_bank, join_groups
-from asr.data.dataset import UtteranceDataset, collate, ignore_interrupts
+from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
 from asr.data.manifest import read_manifest, read_mix
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import GreedyDecoder
@@ -237,7 +237,7 @@ class Trainer:
         # so resuming mid-epoch leaves the global RNG stream exactly as saved.
         return torch.utils.data.DataLoader(dataset, batch_sampler=self.sampler, collate_fn=collate,
                                            num_workers=workers, persistent_workers=False,
-                                           worker_init_fn=ignore_interrupts,
+                                           worker_init_fn=defer_stop_signals,
                                            prefetch_factor=4 if workers else None,
                                            generator=torch.Generator().manual_seed(self.config.train.seed))
 

@@ -184,16 +184,17 @@ def test_killed_run_resumes_to_the_same_weights(resume_config, uninterrupted_exp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("stop,to_group", [("SIGINT", True), ("SIGTERM", False), ("SIGTERM", True)])
 def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run(resume_config, uninterrupted_exp,
-                                                                                 tmp_path, stop):
-    """Ctrl-C (SIGINT to the whole process group, DataLoader worker included) or SIGTERM (to the
-    trainer alone) between checkpoints: last.pt is written at the next step boundary, the command
-    exits with 128 + the signal number, and the resume ends with the uninterrupted run's weights."""
+                                                                                 tmp_path, stop, to_group):
+    """Ctrl-C (SIGINT to the whole process group, DataLoader worker included), SIGTERM to the
+    trainer alone, or SIGTERM to its whole group (pkill, a job scheduler) between checkpoints:
+    last.pt is written at the next step boundary, the command exits with 128 + the signal
+    number, and the resume ends with the uninterrupted run's weights."""
     signum = getattr(signal, stop)
     exp_dir = tmp_path / "exp"
     command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-               "--train.num-workers", "1" if stop == "SIGINT" else "0",
+               "--train.num-workers", "1" if to_group else "0",
                "--train.checkpoint-every", "1000"]  # no periodic last.pt: only the signal writes one mid-epoch
     proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -208,7 +209,7 @@ def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run
         if steps.get(signalled_after, 0) > 0 and steps.get(signalled_after - 1) == steps[signalled_after] - 1:
             break
         time.sleep(0.005)
-    (os.killpg if stop == "SIGINT" else os.kill)(proc.pid, signum)
+    (os.killpg if to_group else os.kill)(proc.pid, signum)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, output
 

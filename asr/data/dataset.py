@@ -82,12 +82,19 @@ class UtteranceDataset(torch.utils.data.Dataset):
         return audio
 
 
-def ignore_interrupts(_worker_id: int) -> None:
-    """DataLoader `worker_init_fn`: Ctrl-C reaches every process of the terminal's group, but
-    only the main process decides what to do (training finishes its step and saves), and
-    the DataLoader shuts its workers down; a worker that died of it would fail the batch.
-    SIGTERM keeps its default: it is how multiprocessing stops a worker that hangs."""
+WORKER_STOP_GRACE = 60  # seconds a DataLoader worker keeps serving after a SIGTERM
+
+
+def defer_stop_signals(_worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: only the main process decides how training stops (it
+    finishes its step, saves, and shuts its workers down), so a worker must outlive the
+    signals that reach the whole process group -- Ctrl-C (SIGINT), or a SIGTERM from
+    `pkill`, `kill -TERM -PGID` or a job scheduler -- or that step's batch would be lost.
+    SIGINT is ignored. SIGTERM is also how a hung worker gets stopped, so it is only
+    deferred: the worker ends WORKER_STOP_GRACE seconds later (SIGALRM) unless it was shut
+    down normally before."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: signal.alarm(WORKER_STOP_GRACE))
 
 
 def collate(items) -> dict:

@@ -17,16 +17,20 @@
 #                                                                -> data/synth/, data/synth.jsonl
 #      and a synthetic dev set from held-out voices and text     -> data/synth_dev/, data/synth_dev.jsonl
 #      and real + synthetic training speech together              -> data/train_synth.jsonl
+#      and the manifests of its first 4,500 and 8,000 utterances (the bundled model's two parts)
+#                                                                -> data/synth_pre.jsonl, data/synth_main.jsonl
 #   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
-#   3  greedy decode of dev with the best checkpoint             -> exp/$conf/decode/
+#      (a conf with `init_from: exp/PARENT/last.pt` first trains conf/PARENT.yaml, if not done yet)
+#   3  greedy decode of the conf's dev_manifest with the best checkpoint -> exp/$conf/decode/
 #   4  a general English word 3-gram + 50k-word lexicon from the shared text corpus
 #      (--text-dir: ~50M words of public-domain books and CC0 sentences) plus the training
 #      transcripts, never a dev sentence (built once: an existing lm/lm.bin is reused), then the
-#      LM weight and word score tuned on dev (dev-tuned!) and beam + LM decoding of dev
+#      LM weight and word score tuned on the conf's dev (dev-tuned!) and beam + LM decoding of it
 #                                                  -> lm/, exp/$conf/tuned.pt, exp/$conf/decode-beam-lm/
 #   5  export it as the bundled default model (--export only) -> ../../asr/pretrained/
 #
-# The bundled model is `./run.sh --data-dir DIR --conf small_synth --stop-stage 5 --export`;
+# The bundled model is `./run.sh --data-dir DIR --conf bundled --stop-stage 5 --export` (it trains
+# conf/bundled_pre.yaml, then conf/bundled.yaml from its weights; dev = the 24 reporting speakers);
 # after retraining, `./run.sh --conf CONF --stage 4 --stop-stage 5 --export` re-tunes the LM
 # weights for the new model and exports it (the LM itself does not depend on the model).
 set -euo pipefail
@@ -75,16 +79,26 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
       --seed 0 --jobs 1
     cat data/train.jsonl data/synth.jsonl > data/train_synth.jsonl.tmp
     mv data/train_synth.jsonl.tmp data/train_synth.jsonl
+    # A smaller --count plans the same first utterances, so these find their files made.
+    nice -n 19 $asr synth "${prompts[@]}" --out-dir data/synth --manifest data/synth_pre.jsonl --count 4500 --seed 0
+    nice -n 19 $asr synth "${prompts[@]}" --out-dir data/synth --manifest data/synth_main.jsonl --count 8000 --seed 0
   fi
 fi
+# The conf's dev set: data/dev.jsonl, or for the bundled model the reporting speakers only.
+dev=$(sed -n 's/^dev_manifest: *//p' conf/$conf.yaml)
+dev=${dev:-data/dev.jsonl}
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   # conf/$conf.yaml names its training manifest (real only, or real + synthetic)
+  parent=$(sed -n 's|^  init_from: *exp/\([^/]*\)/.*|\1|p' conf/$conf.yaml)
+  if [ -n "$parent" ]; then
+    $asr train --config conf/$parent.yaml --exp-dir exp/$parent  # a finished run just says so
+  fi
   $asr train --config conf/$conf.yaml --exp-dir $exp
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  $asr evaluate --model $exp/best.pt --manifest data/dev.jsonl --out-dir $exp/decode
+  $asr evaluate --model $exp/best.pt --manifest $dev --out-dir $exp/decode
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
@@ -95,9 +109,9 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     $asr lm build --text "$text_dir" --in-domain data/train.jsonl --exclude data/dev.jsonl \
       --order 3 --vocab-size 50000 --prune 0,2,3 --quantize 8 --out lm
   fi
-  $asr tune --model $exp/best.pt --manifest data/dev.jsonl --lm lm/lm.bin --lexicon lm/lexicon.txt \
+  $asr tune --model $exp/best.pt --manifest $dev --lm lm/lm.bin --lexicon lm/lexicon.txt \
     --lm-weights 1,1.5,2,2.5 --word-scores=0,1,2 --out $exp/tuned.pt
-  $asr evaluate --model $exp/tuned.pt --manifest data/dev.jsonl --out-dir $exp/decode-beam-lm
+  $asr evaluate --model $exp/tuned.pt --manifest $dev --out-dir $exp/decode-beam-lm
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ "$export_model" = true ]; then
