@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,16 @@ from asr.data.manifest import Utterance, write_manifest
 # Subprocesses get the same through ONE_THREAD_ENV.
 torch.set_num_threads(1)
 ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+
+def signal_after(target: str, calls: int, signal_name: str, whom: str, args: list[str]) -> list[str]:
+    """The command line of `asr ARGS` that sends `signal_name` to itself (whom="self") or to its
+    process group ("group") right after the `calls`-th return of `target` ("module:function");
+    see tests/signal_after.py. Run it with start_new_session=True."""
+    hook = Path(__file__).parent / "signal_after.py"
+    return [sys.executable, str(hook), target, str(calls), signal_name, whom, *args]
+
 
 SENTENCES = [
     "the cat sat on the mat",
