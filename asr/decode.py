@@ -17,12 +17,9 @@ The beam decoder is flashlight-text's, through `torchaudio.models.decoder.ctc_de
   * lexicon-constrained (`lexicon=PATH`): only the lexicon's words, whose
     spellings end with `|` (`asr lm build` writes one); a word-level KenLM
     (ARPA or binary) then scores word sequences.
-It merges hypotheses that end in the same state by summing their probabilities
-(log-add), so without an LM it searches for the text with the highest CTC
-likelihood, which is what training maximizes. It is a
-pruned search, not an exact one: on near-uniform random emissions we saw it
-return a text up to 0.14 nats less likely than greedy's (8 of 900 trials); on
-peaked, blank-dominated emissions like a trained model's, never (0 of 1,200).
+It merges hypotheses that end in the same state (log-add), so without an LM it
+looks for the text with the highest CTC likelihood; it is a pruned search, not an
+exact one (docs/design.md says how far from exact, and why this decoder).
 """
 
 from __future__ import annotations

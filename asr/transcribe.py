@@ -16,9 +16,8 @@ The pipeline, one function a step, chained in this order by `iter_transcripts`:
                start (`add_word_timings(offset=segment start)`);
   6. join      a recording's segments, in order, make its Hypothesis (`join_segments`).
 Steps 1-3 run in `jobs` threads ahead of the model, a few segments ahead, so memory stays
-flat however long the recording (benchmarks/long_audio.py measures WER, speed and memory).
-Cutting at pauses is why long recordings come out as well as short clips: the model hears
-what it was trained on (one utterance, some silence around it) and no word is cut in two.
+flat however long the recording. Why cut at pauses, with what measured gain: docs/design.md
+(benchmarks/long_audio.py measures WER, speed and memory).
 
 Batch runs (`transcribe_many`, the CLI):
   * a progress bar over files and audio seconds (on a terminal), and one result per file,
