@@ -56,6 +56,7 @@ def _metrics(exp_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (exp_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # 200 training steps: ~25 s on 2 busy cores, minutes when niced under a training run
 def test_tiny_model_overfits_six_sentences(overfit_exp, speech_manifest):
     """Trained by the `overfit_exp` fixture through asr.train.run: greedy CER < 5% on its training set."""
     loaded = load_model(overfit_exp / "last.pt")
