@@ -65,6 +65,7 @@ def test_transcribe_without_model_uses_bundled_one(sentence_wav):
     assert result.stderr == ""  # no KenLM banner ("Loading the LM will be faster...", "----5---10", "****")
 
 
+@pytest.mark.slow  # a subprocess that loads the model
 def test_a_file_that_is_not_an_lm_is_one_clean_error_line(sentence_wav, tmp_path):
     broken = tmp_path / "broken.arpa"
     broken.write_text("this is not an ARPA file\n")

@@ -61,6 +61,7 @@ def test_dev_split_uses_only_heldout_voices_and_heldout_text(any_engine):
     assert {j.speaker for j in dev} <= {f"{j.engine}-{j.voice}-w{w:.2f}" for j in dev for w in WARPS}
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_corpus_is_reproducible_and_resumable(tmp_path):
     jobs = plan_jobs(SOURCES, 6, seed=1, engines=["espeak"])

@@ -305,6 +305,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow  # two training runs
 def test_resume_keeps_exactly_one_line_per_logged_step_and_evaluation(speech_manifest, tmp_path, monkeypatch):
     """last.pt written at an epoch's last step, then a crash after the epoch's dev evaluation
     was logged: the resume evaluates again at the same step. Lines written after last.pt are
