@@ -7,7 +7,8 @@ A checkpoint is a dict saved with torch.save:
     model_config    ModelConfig fields
     feature_config  FeatureConfig fields
     vocab           tokenizer vocabulary (list of symbols, blank first)
-    decoding        DecodingOptions fields to use by default (may be empty)
+    decoding        DecodingOptions fields to use by default (may be empty); an LM or
+                    lexicon file name is relative to the checkpoint's folder (or absolute)
     model_state_dict
     train_state     optional: optimizer, step, sampler position, RNG (resume only)
 
@@ -26,6 +27,8 @@ import torch
 
 from asr import __version__
 from asr.atomic import atomic_path
+from asr.config import ConfigError, merge
+from asr.decode import FILE_OPTIONS, DecodingOptions
 from asr.errors import AsrError
 from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig
@@ -40,12 +43,17 @@ class CheckpointError(AsrError):
 
 @dataclass
 class LoadedModel:
-    """Everything needed to turn audio into text with a trained model."""
+    """Everything needed to turn audio into text with a trained model.
+
+    `decoding` is how this model decodes unless told otherwise (`override_decoding`
+    applies flags on top): the checkpoint's stored options, with LM and lexicon paths
+    resolved, or the defaults (greedy) where it stores none.
+    """
 
     model: CTCModel
     features: FeatureConfig
     tokenizer: CharTokenizer
-    decoding: dict = field(default_factory=dict)
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)
     path: str = ""
 
     @property
@@ -96,9 +104,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model, feature config and tokenizer stored in a checkpoint (eval mode).
-
-    Weights stored in half precision (an exported model, asr.pretrained) become float32 here."""
+    """Rebuild the model (eval mode), feature config, tokenizer and default decoding options
+    stored in a checkpoint. Weights stored in half precision (an exported model, asr.pretrained)
+    become float32 here."""
     checkpoint = read_checkpoint(path)
     model = CTCModel(ModelConfig(**checkpoint["model_config"]))
     model.load_state_dict({name: tensor.float() if tensor.is_floating_point() else tensor
@@ -108,6 +116,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         model=model,
         features=FeatureConfig(**checkpoint["feature_config"]),
         tokenizer=CharTokenizer(checkpoint["vocab"]),
-        decoding=checkpoint.get("decoding", {}),
+        decoding=stored_decoding(checkpoint.get("decoding", {}), path),
         path=str(path),
     )
+
+
+def stored_decoding(stored: dict, path: str | os.PathLike) -> DecodingOptions:
+    """The decoding options a checkpoint at `path` stores, its LM and lexicon names resolved
+    against the checkpoint's folder. Raises CheckpointError for options this version rejects."""
+    folder = Path(path).resolve().parent
+    files = {key: str(folder / stored[key]) for key in FILE_OPTIONS if stored.get(key)}
+    try:
+        return merge(DecodingOptions(), {**stored, **files})
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: stored decoding options: {err}") from None

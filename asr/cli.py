@@ -145,16 +145,11 @@ def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def decoding_options(args, loaded):
-    """The checkpoint's stored decoding options, overridden by the decoding flags given.
-    --lm or --lexicon without --decoder means beam search."""
-    from asr.config import flag_overrides, merge
-    from asr.decode import DecodingOptions
-    from asr.pretrained import stored_decoding
+    """The model's decoding options with the decoding flags given on top (asr.decode.override_decoding)."""
+    from asr.config import flag_overrides
+    from asr.decode import DecodingOptions, override_decoding
 
-    overrides = flag_overrides(args, DecodingOptions)
-    if ("lm" in overrides or "lexicon" in overrides) and "decoder" not in overrides:
-        overrides["decoder"] = "beam"
-    return merge(stored_decoding(loaded), overrides)
+    return override_decoding(loaded.decoding, flag_overrides(args, DecodingOptions))
 
 
 def cmd_evaluate(args) -> int:
@@ -254,13 +249,13 @@ def cmd_tune(args) -> int:
     import dataclasses
 
     from asr.checkpoint import load_model
-    from asr.config import flag_overrides, merge
+    from asr.config import flag_overrides
     from asr.data.manifest import read_manifest
-    from asr.decode import DecodingOptions
+    from asr.decode import DecodingOptions, override_decoding
     from asr.tune import candidates, compute_emissions, save_decoding, tune
 
-    base = merge(DecodingOptions(decoder="beam", lm=args.lm, lexicon=args.lexicon),
-                 flag_overrides(args, DecodingOptions))
+    # Not the model's stored options: the LM and beam flags given (--lm is required), on the defaults.
+    base = override_decoding(DecodingOptions(), flag_overrides(args, DecodingOptions))
     if not 0 <= args.trials <= MAX_TRIALS:
         raise ConfigError(f"--trials must be between 0 and {MAX_TRIALS}, got {args.trials}")
     pairs = candidates(_floats(args.lm_weights), _floats(args.word_scores), args.trials, args.seed)

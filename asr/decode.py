@@ -3,6 +3,9 @@
     decoder = make_decoder(DecodingOptions(...), tokenizer)
     hyps = decoder.decode(log_probs, lengths)   # log_probs (batch, frames, vocab), lengths (batch,)
 
+A loaded model carries its default options (`LoadedModel.decoding`, from the checkpoint);
+`override_decoding` puts the command line's on top of them.
+
 Each `Hypothesis` holds the text, the token ids and, for each token, the model
 output frame where it was emitted (multiply by the frame period for seconds).
 `add_word_timings` turns those frames and the frame posteriors into `Word`s with
@@ -14,12 +17,9 @@ The beam decoder is flashlight-text's, through `torchaudio.models.decoder.ctc_de
   * lexicon-constrained (`lexicon=PATH`): only the lexicon's words, whose
     spellings end with `|` (`asr lm build` writes one); a word-level KenLM
     (ARPA or binary) then scores word sequences.
-It merges hypotheses that end in the same state by summing their probabilities
-(log-add), so without an LM it searches for the text with the highest CTC
-likelihood, which is what training maximizes. It is a
-pruned search, not an exact one: on near-uniform random emissions we saw it
-return a text up to 0.14 nats less likely than greedy's (8 of 900 trials); on
-peaked, blank-dominated emissions like a trained model's, never (0 of 1,200).
+It merges hypotheses that end in the same state (log-add), so without an LM it
+looks for the text with the highest CTC likelihood; it is a pruned search, not an
+exact one (docs/design.md says how far from exact, and why this decoder).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Literal
 
 import torch
 
-from asr.config import ConfigError
+from asr.config import ConfigError, merge
 from asr.errors import AsrError
 from asr.extras import require
 from asr.text import BLANK, SPACE, WORD_SEPARATOR, CharTokenizer
@@ -46,6 +46,7 @@ MAX_BEAM_SIZE = 2000
 MAX_BEAM_THRESHOLD = 1000.0
 LM_WEIGHT_RANGE = (0.0, 20.0)  # beyond 20 the LM alone decides; tuned values are 0.5-3
 WORD_SCORE_RANGE = (-50.0, 50.0)
+FILE_OPTIONS = ("lm", "lexicon")  # the options that name files
 
 
 class DecoderError(AsrError):
@@ -81,6 +82,14 @@ class DecodingOptions:
         for name, (low, high) in bounds.items():
             if not low <= getattr(self, name) <= high:
                 raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {getattr(self, name):g}")
+
+
+def override_decoding(options: DecodingOptions, overrides: dict) -> DecodingOptions:
+    """`options` with `overrides` ({field: value}; strings are parsed, as flags give them) on top.
+    Naming an LM or a lexicon without a decoder means beam search."""
+    if any(key in overrides for key in FILE_OPTIONS) and "decoder" not in overrides:
+        overrides = {**overrides, "decoder": "beam"}
+    return merge(options, overrides)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from asr.checkpoint import load_model
 from asr.decode import make_decoder
 from asr.evaluate import score
-from asr.pretrained import default_model_path, stored_decoding
+from asr.pretrained import default_model_path
 from asr.synth.corpus import SynthJob, make_utterance
 from asr.synth.voices import SynthesisError
 from asr.transcribe import transcribe
@@ -46,7 +46,7 @@ def run_demo(model: str | Path | None = None, audio_dir: str | Path | None = Non
         raise SynthesisError("espeak-ng is not installed; the demo speaks its sample sentences with it "
                              "(apt-get install espeak-ng, or make system-deps)")
     loaded = load_model(model or default_model_path())
-    options = stored_decoding(loaded)
+    options = loaded.decoding
     decoder = make_decoder(options, loaded.tokenizer)
     with tempfile.TemporaryDirectory(prefix="asr-demo-") as tmp:
         folder = Path(audio_dir or tmp)

@@ -1,13 +1,20 @@
 """Decode a manifest and score it: `asr evaluate --model CKPT --manifest M`.
 
-Writes, for a test set called NAME (the manifest's file name without .jsonl):
+    for ids, log_probs, lengths in iter_emissions(loaded, utterances): ...   # the model's output, by batch
+    hyps = decode_utterances(loaded, utterances, decoder)                     # {utt id: Hypothesis}
+    summary, rows = score(utterances, hyps)                                   # corpus WER/CER, per-utterance rows
+
+`evaluate` does all three and writes, for a test set called NAME (the manifest's file
+name without .jsonl):
     recogs-NAME.txt        one block per utterance: id, ref, hyp, errors, aligned
     wer-summary-NAME.json  one line: {"set", "wer", "cer", "utterances", ...}
+Training's dev evaluation and `asr tune` use the same functions.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -17,29 +24,38 @@ from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
 from asr.data.manifest import Utterance
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis
-from asr.features import FeatureConfig
 from asr.metrics import ErrorCounts, align_words, char_errors, format_alignment
-from asr.model import CTCModel
-from asr.text import CharTokenizer, normalize_text
+from asr.text import normalize_text
 
 
 @torch.no_grad()
-def decode_utterances(model: CTCModel, features: FeatureConfig, utterances: list[Utterance], decoder: Decoder,
-                      device: torch.device | str = "cpu", batch_seconds: float = 200.0,
-                      num_workers: int = 1) -> dict[str, Hypothesis]:
-    """Run the model over `utterances` in duration-sorted batches. Returns {utt id: Hypothesis}."""
+def iter_emissions(loaded: LoadedModel, utterances: list[Utterance], device: torch.device | str = "cpu",
+                   batch_seconds: float = 200.0, num_workers: int = 1
+                   ) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """Run the model over `utterances` in duration-sorted batches (eval mode, restored after).
+    Yields (utterance ids, log_probs (batch, frames, vocab), lengths (batch,)) per batch."""
+    model = loaded.model
     was_training = model.training
     model.eval()
-    dataset = UtteranceDataset(utterances, features, CharTokenizer())
+    dataset = UtteranceDataset(utterances, loaded.features, loaded.tokenizer)
     sampler = DurationBatchSampler([u.duration for u in utterances], batch_seconds, shuffle=False)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=num_workers, worker_init_fn=defer_stop_signals)
+    try:
+        for batch in loader:
+            log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
+            yield batch["ids"], log_probs, lengths
+    finally:
+        model.train(was_training)
+
+
+def decode_utterances(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder,
+                      device: torch.device | str = "cpu", batch_seconds: float = 200.0,
+                      num_workers: int = 1) -> dict[str, Hypothesis]:
+    """Decode the model's output for `utterances` with `decoder`. Returns {utt id: Hypothesis}."""
     hyps = {}
-    for batch in loader:
-        log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
-        for utt_id, hyp in zip(batch["ids"], decoder.decode(log_probs, lengths)):
-            hyps[utt_id] = hyp
-    model.train(was_training)
+    for ids, log_probs, lengths in iter_emissions(loaded, utterances, device, batch_seconds, num_workers):
+        hyps.update(zip(ids, decoder.decode(log_probs, lengths)))
     return hyps
 
 
@@ -78,8 +94,7 @@ def write_report(out_dir: str | Path, name: str, summary: dict, rows: list[dict]
 def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder, out_dir: str | Path, name: str,
              device: str = "cpu", num_workers: int = 1) -> dict:
     """Decode, score and write the report files. Returns the summary dict."""
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, decoder, device=device,
-                             num_workers=num_workers)
+    hyps = decode_utterances(loaded, utterances, decoder, device=device, num_workers=num_workers)
     summary, rows = score(utterances, hyps)
     write_report(out_dir, name, summary, rows)
     return summary

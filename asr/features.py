@@ -7,16 +7,10 @@ Dimension legend used across the toolkit:
     mels     mel bins (80 by default)
 
 Normalization is per-utterance CMVN: each mel bin of an utterance is shifted to
-zero mean and scaled to unit variance over that utterance's frames. We chose it
-over global CMVN because
-  * it needs no statistics file that must travel with the model and match the
-    training corpus (our users mix LibriSpeech, non-native speech and their own
-    recordings, with very different gains and microphones);
-  * it removes stationary channel effects (microphone, room colouring, level);
-  * the same code runs at training, evaluation and transcription time, so there
-    is no train/test mismatch to get wrong.
-The cost is a little instability on very short inputs, which is why the variance
-is floored (see `_EPS_VAR`).
+zero mean and scaled to unit variance over that utterance's frames (the variance
+floored, `_EPS_VAR`, for very short inputs). No statistics file travels with a
+model, and training, evaluation and transcription run the same code; why it was
+chosen over global CMVN: docs/design.md.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ Both tools are built from the KenLM sources of the `kenlm` PyPI sdist by `make`
 (they are looked up next to the Python executable, then on PATH). The in-domain
 text can be weighted by repeating it (`--in-domain-copies`). Our own streaming
 pass holds only the word counts (for the vocabulary) and the dedupe filter.
-recipes/speechocean762/README.md compares this with kaldingram and IRSTLM.
+Why KenLM and a general 50k-word LM by default: docs/design.md.
 """
 
 from __future__ import annotations

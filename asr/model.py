@@ -11,12 +11,10 @@ The model returns `(log_probs, output_lengths)` and nothing else: loss, decoding
 and metrics live in their own modules.
 
 The BiLSTM computes exactly what `nn.LSTM` computes on a PackedSequence (each
-utterance's outputs depend on its own frames only), but on the CPU with dense
-calls: PyTorch runs packed input step by step, dense input in oneDNN's fused
-kernel, 2x faster on an idle machine and far more on a busy one (see
-`dense_bilstm` and benchmarks/README.md). The weights stay in one bidirectional
-`nn.LSTM`, so the parameter names (`lstm.weight_ih_l0_reverse`, ...) and every
-checkpoint are unchanged.
+utterance's outputs depend on its own frames only), with dense calls that run in
+oneDNN's fused kernel (`dense_bilstm`; measured against packed in docs/design.md).
+The weights stay in one bidirectional `nn.LSTM`, so the parameter names
+(`lstm.weight_ih_l0_reverse`, ...) and every checkpoint are unchanged.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ Resuming needs the same number of processes (the sampler position depends on it)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -52,7 +53,7 @@ import yaml
 from tqdm import tqdm
 
 from asr.atomic import atomic_write
-from asr.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+from asr.checkpoint import LoadedModel, make_checkpoint, read_checkpoint, save_atomic
 from asr.config import ConfigError, to_dict
 from asr.data.augment import AugmentConfig, ensure_rir_bank, join_groups
 from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
@@ -109,6 +110,13 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve(config: RunConfig, tokenizer: CharTokenizer) -> RunConfig:
+    """A copy of `config` with the sizes that follow from the others filled in: the model's input
+    mel bins from the features, its output classes from the tokenizer. What a run saves and uses."""
+    model = dataclasses.replace(config.model, n_mels=config.features.n_mels, vocab_size=len(tokenizer))
+    return dataclasses.replace(config, model=model)
 
 
 def get_lr(step: int, config: TrainConfig, total_steps: int) -> float:
@@ -169,15 +177,13 @@ class Trainer:
     """Holds the objects of one run; the loop itself is in `train_one_epoch`."""
 
     def __init__(self, config: RunConfig, exp_dir: str | Path):
-        self.config = config
+        self.tokenizer = CharTokenizer()
+        self.config = config = resolve(config, self.tokenizer)  # the caller's config is left as it is
         self.exp_dir = Path(exp_dir)
         self.threads = set_threads(config.train.threads, "train.threads")
         self.dist = Distributed.from_env()
         self.device = _pick_device(config.train.device, self.dist.local_rank)
         self.owns_process_group = self.dist.join(self.device)
-        self.tokenizer = CharTokenizer()
-        config.model.vocab_size = len(self.tokenizer)
-        config.model.n_mels = config.features.n_mels
         if config.train.grad_accum < 1:
             raise ConfigError(f"train.grad_accum must be at least 1, got {config.train.grad_accum}")
         torch.manual_seed(config.train.seed)  # the same initial weights on every rank
@@ -411,11 +417,10 @@ def validate(trainer: Trainer) -> None:
     Rank 0 does this while the other ranks wait."""
     started = time.perf_counter()
     if trainer.dev_utts and trainer.dist.is_main:
-        hyps = decode_utterances(trainer.model, trainer.config.features, trainer.dev_utts,
-                                 GreedyDecoder(trainer.tokenizer), device=trainer.device,
+        model = LoadedModel(trainer.model, trainer.config.features, trainer.tokenizer)
+        hyps = decode_utterances(model, trainer.dev_utts, GreedyDecoder(trainer.tokenizer), device=trainer.device,
                                  num_workers=trainer.config.train.num_workers)
         summary, _ = score(trainer.dev_utts, hyps)
-        trainer.model.train()
         state = trainer.state
         trainer.log({"step": state.step, "epoch": state.epoch, "dev_wer": summary["wer"], "dev_cer": summary["cer"]})
         trainer.say(f"step {state.step}  epoch {state.epoch}  dev WER {summary['wer']:.2%}  CER {summary['cer']:.2%}")

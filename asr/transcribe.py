@@ -16,9 +16,8 @@ The pipeline, one function a step, chained in this order by `iter_transcripts`:
                start (`add_word_timings(offset=segment start)`);
   6. join      a recording's segments, in order, make its Hypothesis (`join_segments`).
 Steps 1-3 run in `jobs` threads ahead of the model, a few segments ahead, so memory stays
-flat however long the recording (benchmarks/long_audio.py measures WER, speed and memory).
-Cutting at pauses is why long recordings come out as well as short clips: the model hears
-what it was trained on (one utterance, some silence around it) and no word is cut in two.
+flat however long the recording. Why cut at pauses, with what measured gain: docs/design.md
+(benchmarks/long_audio.py measures WER, speed and memory).
 
 Batch runs (`transcribe_many`, the CLI):
   * a progress bar over files and audio seconds (on a terminal), and one result per file,
@@ -58,7 +57,6 @@ from asr.config import ConfigError
 from asr.decode import Decoder, Hypothesis, add_word_timings, make_decoder
 from asr.errors import AsrError
 from asr.features import LogMel
-from asr.pretrained import stored_decoding
 from asr.vad import VAD_EXTRA, SegmentOptions, VadUnavailable, load_vad, speech_segments
 
 FORMATS = ("txt", "jsonl", "srt", "vtt")
@@ -276,7 +274,7 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
     `max_segment_seconds` are still transcribed (whole); longer ones get an AudioError that
     says what to install.
     """
-    decoder = decoder or make_decoder(stored_decoding(loaded), loaded.tokenizer)
+    decoder = decoder or make_decoder(loaded.decoding, loaded.tokenizer)
     logmel = LogMel(loaded.features)
     try:
         vad, vad_missing = load_vad(options.segments.vad), None

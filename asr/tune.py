@@ -27,35 +27,22 @@ import torch
 from asr.checkpoint import LoadedModel, read_checkpoint, save_atomic
 from asr.data.manifest import ManifestError, Utterance
 from asr.decode import Decoder, DecodingOptions, Hypothesis, make_decoder
-from asr.evaluate import decode_utterances, score
-
-
-@dataclasses.dataclass
-class _Emission(Hypothesis):
-    """A stand-in hypothesis that carries its utterance's log-probs, so that they reach
-    `decode_utterances`' {utt id: hypothesis} paired by id, whatever the batch order."""
-
-    log_probs: torch.Tensor | None = None  # (frames, vocab)
-
-
-class _EmissionRecorder(Decoder):
-    """Returns each utterance's log-probs (frames, vocab) instead of decoding them."""
-
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-        return [_Emission("", log_probs=log_probs[b, :length].detach().float().cpu().clone())
-                for b, length in enumerate(lengths.tolist())]
+from asr.evaluate import iter_emissions, score
 
 
 def compute_emissions(loaded: LoadedModel, utterances: list[Utterance], device: str = "cpu",
                       num_workers: int = 1) -> dict[str, torch.Tensor]:
-    """Run the model once over `utterances` (ids must be unique). Returns {utt id: log-probs (frames, vocab)}."""
+    """Run the model once over `utterances` (ids must be unique).
+    Returns {utt id: log-probs (frames, vocab)} on the CPU, in the order of `utterances`."""
     ids = [utt.id for utt in utterances]
     duplicates = [utt_id for utt_id, count in collections.Counter(ids).items() if count > 1]
     if duplicates:
         raise ManifestError(f"utterance id {duplicates[0]!r} appears more than once")
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, _EmissionRecorder(), device=device,
-                             num_workers=num_workers)
-    return {utt_id: hyps[utt_id].log_probs for utt_id in ids}
+    emissions = {}
+    for batch_ids, log_probs, lengths in iter_emissions(loaded, utterances, device, num_workers=num_workers):
+        for utt_id, utt_log_probs, length in zip(batch_ids, log_probs.float().cpu(), lengths.tolist()):
+            emissions[utt_id] = utt_log_probs[:length].clone()  # (frames, vocab), not a view of the batch
+    return {utt_id: emissions[utt_id] for utt_id in ids}
 
 
 def decode_emissions(decoder: Decoder, emissions: dict[str, torch.Tensor]) -> dict[str, Hypothesis]:

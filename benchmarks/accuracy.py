@@ -37,7 +37,7 @@ from asr.checkpoint import load_model  # noqa: E402
 from asr.data.manifest import Utterance, read_manifest  # noqa: E402
 from asr.decode import Hypothesis, make_decoder  # noqa: E402
 from asr.evaluate import decode_utterances, score, write_report  # noqa: E402
-from asr.pretrained import default_model_path, stored_decoding  # noqa: E402
+from asr.pretrained import default_model_path  # noqa: E402
 from asr.text import DIGIT_WORDS, normalize_text  # noqa: E402
 
 _NUMBER = re.compile(r"\d+")
@@ -64,10 +64,10 @@ def select(utterances: list[Utterance], limit: int | None, seed: int = 0) -> lis
 
 def run_ours(model_path: str | Path, utterances: list[Utterance]) -> tuple[str, dict[str, str], float]:
     loaded = load_model(model_path)
-    options = stored_decoding(loaded)
+    options = loaded.decoding
     decoder = make_decoder(options, loaded.tokenizer)
     start = time.perf_counter()
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, decoder, num_workers=0)
+    hyps = decode_utterances(loaded, utterances, decoder, num_workers=0)
     seconds = time.perf_counter() - start
     lm = " + LM" if options.lm else ""
     return f"asr bundled ({options.decoder}{lm})", {k: h.text for k, h in hyps.items()}, seconds

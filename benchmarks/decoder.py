@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     loaded = load_model(args.model)
     stored = loaded.decoding
-    lm_weight = args.lm_weight if args.lm_weight is not None else stored.get("lm_weight", 0.5)
-    word_score = args.word_score if args.word_score is not None else stored.get("word_score", 0.0)
+    lm_weight = args.lm_weight if args.lm_weight is not None else stored.lm_weight
+    word_score = args.word_score if args.word_score is not None else stored.word_score
     utterances, emissions = dump_emissions(Path(args.model), Path(args.manifest), args.limit, args.seed)
     if args.lm:
         lm = {"lm": args.lm, "lexicon": args.lexicon, "vocabulary": sum(1 for _ in open(args.lexicon)),

@@ -139,11 +139,10 @@ def worker(args) -> None:
 
     from asr.checkpoint import load_model
     from asr.decode import make_decoder
-    from asr.pretrained import stored_decoding
 
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
-    options = stored_decoding(loaded)
+    options = loaded.decoding
     if args.decoder:
         options = dataclasses.replace(options, decoder=args.decoder)
     decoder = make_decoder(options, loaded.tokenizer)
@@ -153,7 +152,7 @@ def worker(args) -> None:
 
         utterances = read_manifest(args.input)
         start = time.perf_counter()
-        hyps = decode_utterances(loaded.model, loaded.features, utterances, decoder, num_workers=0)
+        hyps = decode_utterances(loaded, utterances, decoder, num_workers=0)
         seconds, inputs = time.perf_counter() - start, len(utterances)
         text = " ".join(hyps[u.id].text for u in utterances)
     elif args.system == "windows":  # the BASELINE code: PYTHONPATH points at it

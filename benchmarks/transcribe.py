@@ -121,8 +121,7 @@ def per_utterance_wer(model: Path, utterances: list[Utterance], threads: int) ->
 
     torch.set_num_threads(threads)
     loaded = load_model(model)
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, GreedyDecoder(loaded.tokenizer),
-                             num_workers=0)
+    hyps = decode_utterances(loaded, utterances, GreedyDecoder(loaded.tokenizer), num_workers=0)
     return wer(" ".join(u.text for u in utterances), " ".join(hyps[u.id].text for u in utterances))
 
 

@@ -2,6 +2,10 @@
 
 Nothing is downloaded. Audio is generated into pytest's tmp folders; the
 espeak-ng outputs are cached per session because synthesis costs ~50 ms a call.
+
+Tiny models: `tiny_model()` builds an untrained one (seeded), `save_checkpoint()` writes
+it as a checkpoint, and the `tiny_checkpoint` fixture is one such file for the session
+(read-only: a test that changes its checkpoint copies it first).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,16 @@ from asr.data.manifest import Utterance, write_manifest
 # Subprocesses get the same through ONE_THREAD_ENV.
 torch.set_num_threads(1)
 ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+
+def signal_after(target: str, calls: int, signal_name: str, whom: str, args: list[str]) -> list[str]:
+    """The command line of `asr ARGS` that sends `signal_name` to itself (whom="self") or to its
+    process group ("group") right after the `calls`-th return of `target` ("module:function");
+    see tests/signal_after.py. Run it with start_new_session=True."""
+    hook = Path(__file__).parent / "signal_after.py"
+    return [sys.executable, str(hook), target, str(calls), signal_name, whom, *args]
+
 
 SENTENCES = [
     "the cat sat on the mat",
@@ -115,17 +130,29 @@ def overfit_exp(speech_manifest, tmp_path_factory) -> Path:
     return exp_dir
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """An untrained 1 x 16 BiLSTM checkpoint (greedy decoding stored): fast to load and run."""
-    from asr.checkpoint import make_checkpoint, save_atomic
-    from asr.features import FeatureConfig
+def tiny_model(seed: int = 0, **sizes):
+    """An untrained CTCModel in eval mode: 1 x 16 BiLSTM over 3 stacked frames, the default
+    vocabulary, unless `sizes` (ModelConfig fields) say otherwise. Same seed, same weights."""
     from asr.model import CTCModel, ModelConfig
     from asr.text import CharTokenizer
 
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(tokenizer))).eval()
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_atomic(make_checkpoint(model, FeatureConfig(), tokenizer), path)
+    torch.manual_seed(seed)
+    config = {"hidden_size": 16, "num_layers": 1, "subsample": 3, "vocab_size": len(CharTokenizer()), **sizes}
+    return CTCModel(ModelConfig(**config)).eval()
+
+
+def save_checkpoint(model, path: Path, decoding: dict | None = None, train_state: dict | None = None) -> Path:
+    """Write `model` as a checkpoint at `path`, with the default features and vocabulary."""
+    from asr.checkpoint import make_checkpoint, save_atomic
+    from asr.features import FeatureConfig
+    from asr.text import CharTokenizer
+
+    save_atomic(make_checkpoint(model, FeatureConfig(), CharTokenizer(), decoding=decoding,
+                                train_state=train_state), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """`tiny_model()` as a checkpoint with nothing stored for decoding (greedy): fast to load and run."""
+    return save_checkpoint(tiny_model(), tmp_path_factory.mktemp("model") / "tiny.pt")

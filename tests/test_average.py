@@ -6,27 +6,15 @@ import json
 
 import pytest
 import torch
+from conftest import save_checkpoint, tiny_model
 
 from asr.average import average, select_checkpoints
-from asr.checkpoint import (
-    CheckpointError,
-    load_model,
-    make_checkpoint,
-    read_checkpoint,
-    save_atomic,
-)
+from asr.checkpoint import CheckpointError, load_model, read_checkpoint
 from asr.cli import main
-from asr.features import FeatureConfig
-from asr.model import CTCModel, ModelConfig
-from asr.text import CharTokenizer
+from asr.model import ModelConfig
 from asr.train import RunConfig, TrainConfig, run
 
 DEV_WER = {1: 0.5, 2: 0.7, 3: 0.4}  # epoch -> dev WER at its end
-
-
-def tiny_model(seed: int, hidden_size: int = 8) -> CTCModel:
-    torch.manual_seed(seed)
-    return CTCModel(ModelConfig(hidden_size=hidden_size, num_layers=1))
 
 
 @pytest.fixture
@@ -34,8 +22,7 @@ def exp_dir(tmp_path):
     """epoch-1..3.pt with different weights, and the metrics.jsonl a training run would log."""
     lines = []
     for epoch, wer in DEV_WER.items():
-        model = tiny_model(epoch)
-        save_atomic(make_checkpoint(model, FeatureConfig(), CharTokenizer()), tmp_path / f"epoch-{epoch}.pt")
+        save_checkpoint(tiny_model(epoch), tmp_path / f"epoch-{epoch}.pt")
         step = 10 * epoch
         lines += [{"step": step - 5, "epoch": epoch - 1, "dev_wer": 0.01},  # mid-epoch: no checkpoint there
                   {"step": step, "epoch": epoch, "dev_wer": wer},
@@ -72,8 +59,7 @@ def test_deleted_checkpoints_are_not_selected(exp_dir):
 
 
 def test_checkpoints_of_different_models_are_refused(exp_dir):
-    save_atomic(make_checkpoint(tiny_model(0, hidden_size=6), FeatureConfig(), CharTokenizer()),
-                exp_dir / "epoch-3.pt")
+    save_checkpoint(tiny_model(0, hidden_size=6), exp_dir / "epoch-3.pt")
     with pytest.raises(CheckpointError, match="epoch-3.pt: model_config differs"):
         average(exp_dir, last=2)
 

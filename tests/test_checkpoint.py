@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import tiny_model
 
 from asr.checkpoint import (
     CheckpointError,
@@ -15,15 +16,15 @@ from asr.checkpoint import (
     read_checkpoint,
     save_atomic,
 )
+from asr.decode import DecodingOptions
 from asr.features import FeatureConfig
-from asr.model import CTCModel, ModelConfig
+from asr.model import CTCModel
 from asr.text import CharTokenizer
 
 
 @pytest.fixture
 def model() -> CTCModel:
-    torch.manual_seed(0)
-    return CTCModel(ModelConfig(n_mels=40, subsample=2, hidden_size=16, num_layers=2, vocab_size=29)).eval()
+    return tiny_model(n_mels=40, subsample=2, num_layers=2)
 
 
 FEATURES = FeatureConfig(n_mels=40, hop_ms=12.5)
@@ -36,7 +37,7 @@ def test_round_trip_gives_the_same_model(model, tmp_path):
     assert loaded.features == FEATURES
     assert loaded.tokenizer.vocab == CharTokenizer().vocab
     assert loaded.model.config == model.config
-    assert loaded.decoding == {"decoder": "greedy"}
+    assert loaded.decoding == DecodingOptions(decoder="greedy")
     assert not loaded.model.training
     assert loaded.frame_seconds == pytest.approx(0.025)  # 12.5 ms hop x 2
     features = torch.randn(3, 57, 40)
@@ -45,6 +46,21 @@ def test_round_trip_gives_the_same_model(model, tmp_path):
         expected, expected_lengths = model(features, lengths)
         actual, actual_lengths = loaded.model(features, lengths)
     assert torch.equal(actual, expected) and torch.equal(actual_lengths, expected_lengths)
+
+
+def test_stored_decoding_options_are_typed_with_files_next_to_the_checkpoint(model, tmp_path):
+    elsewhere = tmp_path / "lm" / "words.arpa"
+    path = tmp_path / "exp" / "model.pt"
+    path.parent.mkdir()
+    stored = {"decoder": "beam", "lm_weight": 1, "lexicon": "lexicon.txt", "lm": str(elsewhere)}
+    save_atomic(make_checkpoint(model, FEATURES, CharTokenizer(), decoding=stored), path)
+    assert load_model(path).decoding == DecodingOptions(decoder="beam", lm_weight=1.0, lm=str(elsewhere),
+                                                        lexicon=str(path.parent.resolve() / "lexicon.txt"))
+    save_atomic(make_checkpoint(model, FEATURES, CharTokenizer()), path)
+    assert load_model(path).decoding == DecodingOptions()  # nothing stored: greedy
+    save_atomic(make_checkpoint(model, FEATURES, CharTokenizer(), decoding={"beam_width": 8}), path)
+    with pytest.raises(CheckpointError, match="stored decoding options: unknown config field 'beam_width'"):
+        load_model(path)
 
 
 def test_checkpoint_describes_itself(model):

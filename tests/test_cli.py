@@ -128,18 +128,20 @@ def test_train_writes_the_experiment_and_layers_its_config(speech_manifest, tmp_
     assert [e.value for e in events.Scalars("dev/wer")] == pytest.approx([r["dev_wer"] for r in dev])
 
 
-def test_plot_overlays_runs_and_reports_a_missing_folder(overfit_exp, tmp_path, capsys):
+def test_plot_overlays_runs_and_reports_a_missing_folder(speech_manifest, tmp_path, capsys):
+    run_dir = tmp_path / "exp"
+    assert main(["train", "--config", str(_tiny_yaml(tmp_path, speech_manifest)), "--exp-dir", str(run_dir)]) == 0
     other = tmp_path / "other"  # a second run: the first one's log up to half way
     other.mkdir()
-    lines = (overfit_exp / "metrics.jsonl").read_text().splitlines()
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     (other / "metrics.jsonl").write_text("".join(line + "\n" for line in lines[: len(lines) // 2]))
     one, two = tmp_path / "one.png", tmp_path / "two.png"
-    assert main(["plot", str(overfit_exp), "--out", str(one)]) == 0
-    assert main(["plot", str(overfit_exp), str(other), "--out", str(two)]) == 0
+    assert main(["plot", str(run_dir), "--out", str(one)]) == 0
+    assert main(["plot", str(run_dir), str(other), "--out", str(two)]) == 0
     assert f"wrote {two} (2 run(s))" in capsys.readouterr().out
     single, double = matplotlib.image.imread(one), matplotlib.image.imread(two)
     assert single.shape == double.shape and not np.array_equal(single, double)  # a second line, a second label
-    assert main(["plot", str(overfit_exp), str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")]) == 1
+    assert main(["plot", str(run_dir), str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")]) == 1
     _one_error_line(capsys.readouterr().err, "nowhere", "metrics.jsonl")
     assert not (tmp_path / "x.png").exists()
 
@@ -172,9 +174,9 @@ def test_unknown_flag_is_a_usage_error(capsys):
 # --- evaluate -------------------------------------------------------------------------------
 
 
-def test_evaluate_prints_and_writes_wer(overfit_exp, speech_manifest, tmp_path, capsys):
+def test_evaluate_prints_and_writes_wer(tiny_checkpoint, speech_manifest, tmp_path, capsys):
     out_dir = tmp_path / "decode"
-    assert main(["evaluate", "--model", str(overfit_exp / "last.pt"), "--manifest", str(speech_manifest),
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--manifest", str(speech_manifest),
                  "--out-dir", str(out_dir), "--jobs", "0"]) == 0
     printed = capsys.readouterr().out
     lines = (out_dir / "wer-summary-speech.json").read_text().splitlines()
@@ -190,9 +192,9 @@ def test_evaluate_prints_and_writes_wer(overfit_exp, speech_manifest, tmp_path, 
 
 
 @pytest.mark.parametrize("command", ["evaluate", "transcribe"])
-def test_threads_below_one_is_a_clean_error(overfit_exp, speech_manifest, capsys, command):
+def test_threads_below_one_is_a_clean_error(tiny_checkpoint, speech_manifest, capsys, command):
     inputs = ["--manifest", str(speech_manifest)] if command == "evaluate" else [str(speech_manifest)]
-    assert main([command, "--model", str(overfit_exp / "last.pt"), *inputs, "--threads", "0"]) == 1
+    assert main([command, "--model", str(tiny_checkpoint), *inputs, "--threads", "0"]) == 1
     _one_error_line(capsys.readouterr().err, "--threads must be at least 1, got 0")
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from asr.config import ConfigError
 from asr.decode import (
     DecoderError,
     DecodingOptions,
     add_word_timings,
     make_decoder,
+    override_decoding,
 )
 from asr.lm import build_lm
 from asr.text import CharTokenizer
@@ -201,3 +203,15 @@ def test_word_lm_without_lexicon_is_refused(cat_corpus, tmp_path):
         make_decoder(DecodingOptions(decoder="beam", lm=word_lm), TOKENIZER)
     char_lm = build_lm(cat_corpus, 3, tmp_path / "char", unit="char")["lm"]
     make_decoder(DecodingOptions(decoder="beam", lm=char_lm), TOKENIZER)
+
+
+def test_overrides_apply_on_top_and_an_lm_alone_means_beam():
+    stored = DecodingOptions(decoder="greedy", beam_size=8, lm_weight=1.5)
+    assert override_decoding(stored, {}) == stored
+    assert override_decoding(stored, {"lm": "lm.bin"}) == DecodingOptions("beam", 8, lm_weight=1.5, lm="lm.bin")
+    assert override_decoding(stored, {"lexicon": "lex.txt"}).decoder == "beam"
+    assert override_decoding(stored, {"lm": "lm.bin", "decoder": "greedy"}).decoder == "greedy"
+    assert override_decoding(stored, {"beam_size": "20"}) == DecodingOptions("greedy", 20, lm_weight=1.5)
+    assert override_decoding(DecodingOptions("beam", lm="lm.bin"), {"lm": "none"}).lm is None
+    with pytest.raises(ConfigError, match="beam_size must be between"):
+        override_decoding(stored, {"beam_size": "0"})

@@ -10,9 +10,15 @@ import pytest
 from asr.cli import main
 from asr.demo import SAMPLES, run_demo
 
+# The demo with the bundled model (stored decoding: beam + the general word 3-gram), measured
+# 2026-12-02 with the model of commit 5a5fcae: WER 20.0%, CER 9.3% (35 words; the test's own
+# run_demo). Upper bounds with a wide margin, so a better model passes and a broken export
+# (near 100%) fails.
+MAX_DEMO_WER = 0.45
+MAX_DEMO_CER = 0.30
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_demo_prints_every_sentence_and_the_scores(tmp_path):
+def test_demo_prints_every_sentence_and_recognizes_most_words(tmp_path):
     out = io.StringIO()
     summary = run_demo(audio_dir=tmp_path, out=out)
     text = out.getvalue()
@@ -22,6 +28,7 @@ def test_demo_prints_every_sentence_and_the_scores(tmp_path):
         assert f"ref: {sentence}\n" in text
     assert text.count("hyp: ") == len(SAMPLES)
     assert f"WER {summary['wer']:.1%}  CER {summary['cer']:.1%}" in text
+    assert summary["wer"] <= MAX_DEMO_WER and summary["cer"] <= MAX_DEMO_CER, text
 
 
 def test_demo_without_espeak_is_one_clear_error(monkeypatch, capsys):

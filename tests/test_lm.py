@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,11 @@ from flashlight.lib.text.dictionary import create_word_dict
 from test_decode import spelled
 
 from asr import lm as lm_module
-from asr.checkpoint import LoadedModel, load_model, make_checkpoint, save_atomic
+from asr.checkpoint import load_model
 from asr.cli import main
 from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
 from asr.decode import DecodingOptions
-from asr.features import FeatureConfig
 from asr.lm import CorpusError, build_lm, download_librispeech, spell
-from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
 from asr.tune import candidates, compute_emissions, save_decoding, tune
 
@@ -124,11 +123,8 @@ def test_tune_picks_the_weight_with_the_lowest_dev_wer(tmp_path):
     assert random_pairs == candidates((0.0, 2.0), (-1.0, 1.0), trials=5, seed=3)
 
 
-def test_compute_emissions_pairs_each_utterance_with_its_own_log_probs(speech_manifest):
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(tokenizer))).eval()
-    loaded = LoadedModel(model, FeatureConfig(), tokenizer)
+def test_compute_emissions_pairs_each_utterance_with_its_own_log_probs(tiny_checkpoint, speech_manifest):
+    loaded = load_model(tiny_checkpoint)
     utterances = read_manifest(speech_manifest)  # batched longest first, so not in manifest order
     emissions = compute_emissions(loaded, utterances)
     assert list(emissions) == [u.id for u in utterances]
@@ -139,12 +135,8 @@ def test_compute_emissions_pairs_each_utterance_with_its_own_log_probs(speech_ma
         compute_emissions(loaded, [*utterances, utterances[0]])
 
 
-def test_tuned_decoding_is_stored_and_used_by_evaluate(tmp_path, speech_manifest, capsys):
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(tokenizer))).eval()
-    checkpoint = tmp_path / "model.pt"
-    save_atomic(make_checkpoint(model, FeatureConfig(), tokenizer), checkpoint)
+def test_tuned_decoding_is_stored_and_used_by_evaluate(tiny_checkpoint, tmp_path, speech_manifest, capsys):
+    checkpoint = Path(shutil.copy(tiny_checkpoint, tmp_path / "model.pt"))  # tuned in place below
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
     assert main(["lm", "build", "--text", str(corpus), "--order", "2", "--out", str(tmp_path / "lm")]) == 0
@@ -154,16 +146,16 @@ def test_tuned_decoding_is_stored_and_used_by_evaluate(tmp_path, speech_manifest
                  "--lm-weights", "0.5,1", "--word-scores", "0",
                  "--beam-size", "4", "--out", str(tmp_path / "tuned.pt")]) == 0
     assert "dev-tuned WER" in capsys.readouterr().out
-    stored = load_model(tmp_path / "tuned.pt").decoding
-    assert stored["decoder"] == "beam" and stored["beam_size"] == 4 and stored["lm_weight"] in (0.5, 1.0)
-    assert stored["lm"] == str((lm_dir / "lm.arpa").resolve())
-    assert load_model(checkpoint).decoding == {}  # --out leaves the original alone
+    loaded = load_model(tmp_path / "tuned.pt")
+    stored = loaded.decoding
+    assert stored.decoder == "beam" and stored.beam_size == 4 and stored.lm_weight in (0.5, 1.0)
+    assert stored.lm == str((lm_dir / "lm.arpa").resolve())
+    assert load_model(checkpoint).decoding == DecodingOptions()  # --out leaves the original alone
 
     from asr.cli import build_parser, decoding_options
 
-    loaded = load_model(tmp_path / "tuned.pt")
     args = build_parser().parse_args(["evaluate", "--model", "m", "--manifest", "x"])
-    assert decoding_options(args, loaded) == DecodingOptions(**stored)
+    assert decoding_options(args, loaded) == stored
     args = build_parser().parse_args(["evaluate", "--model", "m", "--manifest", "x", "--decoder", "greedy"])
     assert decoding_options(args, loaded).decoder == "greedy"
     assert main(["evaluate", "--model", str(tmp_path / "tuned.pt"), "--manifest", str(speech_manifest),

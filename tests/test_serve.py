@@ -32,7 +32,7 @@ from asr.audio import SAMPLE_RATE  # noqa: E402
 from asr.checkpoint import load_model  # noqa: E402
 from asr.cli import main  # noqa: E402
 from asr.decode import make_decoder  # noqa: E402
-from asr.pretrained import default_model_path, stored_decoding  # noqa: E402
+from asr.pretrained import default_model_path  # noqa: E402
 from asr.serve import ServeConfig  # noqa: E402
 from asr.serve.app import create_app  # noqa: E402
 from asr.serve.formats import FORMATS  # noqa: E402
@@ -71,7 +71,7 @@ def speech(tmp_path_factory) -> list[Path]:
 
 def make_client(loaded, **config) -> TestClient:
     config = ServeConfig(**{"workers": 1, **config})
-    recognizer = GatedRecognizer(loaded, stored_decoding(loaded), workers=config.workers)
+    recognizer = GatedRecognizer(loaded, loaded.decoding, workers=config.workers)
     return TestClient(create_app(recognizer, config))
 
 
@@ -112,7 +112,7 @@ def test_healthz_and_models_describe_the_loaded_model(loaded):
         assert model["id"] == "pretrained" and model["object"] == "model"
         assert model["card"]["title"].startswith("Model card") and model["card"]["summary"]
         assert model["architecture"]["parameters"] == sum(p.numel() for p in loaded.model.parameters())
-        stored = stored_decoding(loaded)
+        stored = loaded.decoding
         assert model["decoding"]["decoder"] == stored.decoder
         assert model["decoding"]["lm"] == Path(stored.lm).name  # a file name, not the server's path
         assert client.get("/v1/models/pretrained").json() == model
@@ -134,7 +134,7 @@ def test_page_is_self_contained(loaded):
 
 def test_every_response_format_matches_the_library(loaded, speech):
     path = speech[1]
-    expected = transcribe(loaded, path, make_decoder(stored_decoding(loaded), loaded.tokenizer))
+    expected = transcribe(loaded, path, make_decoder(loaded.decoding, loaded.tokenizer))
     assert expected.text, "the bundled model should hear something in synthesized speech"
     with make_client(loaded) as client:
         answers = {fmt: post(client, path, response_format=fmt) for fmt in FORMATS}
@@ -342,7 +342,7 @@ def test_a_transcription_whose_client_left_stops_between_model_calls(loaded, spe
     sentences = [sf.read(path, dtype="float32")[0] for path in speech]
     sf.write(tmp_path / "long.wav", np.concatenate([part for _ in range(8) for s in sentences for part in (s, pause)]),
              SAMPLE_RATE)  # 24 utterances and pauses: several segments, several model calls
-    recognizer = Recognizer(loaded, stored_decoding(loaded))
+    recognizer = Recognizer(loaded, loaded.decoding)
     forward_calls = []
     hook = loaded.model.register_forward_hook(lambda *_: forward_calls.append(1))
     try:
@@ -392,7 +392,7 @@ def real_server(loaded):
     import uvicorn
 
     config = ServeConfig(workers=1, queue_size=2)
-    app = create_app(GatedRecognizer(loaded, stored_decoding(loaded), workers=1), config)
+    app = create_app(GatedRecognizer(loaded, loaded.decoding, workers=1), config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

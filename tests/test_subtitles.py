@@ -11,12 +11,11 @@ import soundfile as sf
 import srt
 import torch
 import webvtt
+from conftest import save_checkpoint, tiny_model
 
-from asr.checkpoint import load_model, make_checkpoint, save_atomic
+from asr.checkpoint import load_model
 from asr.cli import main
 from asr.decode import DecodingOptions, Hypothesis, Word, make_decoder
-from asr.features import FeatureConfig
-from asr.model import CTCModel, ModelConfig
 from asr.subtitles import render, split_cues, timestamp, to_srt, to_vtt
 from asr.text import CharTokenizer
 from asr.transcribe import transcribe_many
@@ -65,15 +64,11 @@ def test_jsonl_carries_timed_words_with_confidence():
 @pytest.fixture(scope="module")
 def chatty_checkpoint(tmp_path_factory):
     """A tiny untrained model with a sharpened output layer, so it emits many 'words'."""
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    model = CTCModel(ModelConfig(hidden_size=16, num_layers=1, subsample=3, vocab_size=len(tokenizer))).eval()
+    model = tiny_model()
     with torch.no_grad():
         model.output.weight.mul_(40)
-        model.output.bias[tokenizer.space_id] += 5.0
-    path = tmp_path_factory.mktemp("model") / "chatty.pt"
-    save_atomic(make_checkpoint(model, FeatureConfig(), tokenizer), path)
-    return path
+        model.output.bias[CharTokenizer().space_id] += 5.0
+    return save_checkpoint(model, tmp_path_factory.mktemp("model") / "chatty.pt")
 
 
 @pytest.mark.parametrize("decoder", ["greedy", "beam"])

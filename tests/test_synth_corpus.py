@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ONE_THREAD_ENV
+from conftest import ONE_THREAD_ENV, signal_after
 
 from asr.audio import SAMPLE_RATE
 from asr.cli import main
@@ -61,6 +61,7 @@ def test_dev_split_uses_only_heldout_voices_and_heldout_text(any_engine):
     assert {j.speaker for j in dev} <= {f"{j.engine}-{j.voice}-w{w:.2f}" for j in dev for w in WARPS}
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_corpus_is_reproducible_and_resumable(tmp_path):
     jobs = plan_jobs(SOURCES, 6, seed=1, engines=["espeak"])
@@ -128,25 +129,25 @@ def test_a_hanging_engine_costs_only_its_own_utterances(tmp_path, monkeypatch):
     assert read_manifest(tmp_path / "m.jsonl") and len(list((tmp_path / "audio").iterdir())) == len(made)
 
 
-def _synth_command(tmp_path, count: int) -> list[str]:
-    return [sys.executable, "-m", "asr", "synth", "--out-dir", str(tmp_path / "audio"), "--manifest",
-            str(tmp_path / "m.jsonl"), "--count", str(count), "--engines", "espeak", "--jobs", "1"]
+def _synth_args(tmp_path, count: int) -> list[str]:
+    return ["synth", "--out-dir", str(tmp_path / "audio"), "--manifest", str(tmp_path / "m.jsonl"), "--count",
+            str(count), "--engines", "espeak", "--jobs", "1"]
 
 
 @pytest.mark.slow
 @needs_espeak
 def test_a_killed_run_resumes_without_duplicates(tmp_path):
-    count = 40
-    process = subprocess.Popen(_synth_command(tmp_path, count), env=ONE_THREAD_ENV, stderr=subprocess.DEVNULL)
+    count = 12
     audio = tmp_path / "audio"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(audio.glob("*.opus"))) < 5:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    # SIGKILL right after the 5th file is made (tests/signal_after.py).
+    killed = subprocess.run(signal_after("asr.synth.corpus:make_utterance", 5, "SIGKILL", "self",
+                                         _synth_args(tmp_path, count)),
+                            env=ONE_THREAD_ENV, capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     before = {p.name: p.stat().st_mtime_ns for p in audio.glob("*.opus")}
-    assert 5 <= len(before) < count, "killed mid-run"
-    done = subprocess.run(_synth_command(tmp_path, count), env=ONE_THREAD_ENV, capture_output=True, text=True)
+    assert len(before) == 5
+    done = subprocess.run([sys.executable, "-m", "asr", *_synth_args(tmp_path, count)], env=ONE_THREAD_ENV,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = read_manifest(tmp_path / "m.jsonl")
     assert len(rows) == count and len({u.id for u in rows}) == count

@@ -3,29 +3,29 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import ONE_THREAD_ENV
+from conftest import ONE_THREAD_ENV, signal_after
 
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint
 from asr.cli import main
-from asr.config import ConfigError
+from asr.config import ConfigError, to_dict
 from asr.data.manifest import read_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
+from asr.features import FeatureConfig
 from asr.model import ModelConfig
 from asr.train import RunConfig, TrainConfig, Trainer, get_lr, run
 
@@ -56,12 +56,12 @@ def _metrics(exp_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (exp_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # 200 training steps: ~25 s on 2 busy cores, minutes when niced under a training run
 def test_tiny_model_overfits_six_sentences(overfit_exp, speech_manifest):
     """Trained by the `overfit_exp` fixture through asr.train.run: greedy CER < 5% on its training set."""
     loaded = load_model(overfit_exp / "last.pt")
     utterances = read_manifest(speech_manifest)
-    hyps = decode_utterances(loaded.model, loaded.features, utterances, GreedyDecoder(loaded.tokenizer),
-                             num_workers=0)
+    hyps = decode_utterances(loaded, utterances, GreedyDecoder(loaded.tokenizer), num_workers=0)
     summary, rows = score(utterances, hyps)
     report = "\n".join(f"{row['ref']!r} -> {row['hyp']!r}" for row in rows)
     assert summary["cer"] < 0.05, report
@@ -73,7 +73,7 @@ def test_tiny_model_overfits_six_sentences(overfit_exp, speech_manifest):
 
 # --- kill and resume -------------------------------------------------------------------------
 
-RESUME_STEPS_BEFORE_KILL = 4
+RESUME_STEPS_BEFORE_KILL = 4  # last.pt's step when the killed run dies (checkpoint_every 4)
 
 
 @pytest.fixture(scope="module")
@@ -128,40 +128,29 @@ def _comparable(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("audio_sec_per_sec", "elapsed_s")} for r in records]  # timings
 
 
-def _start_and_kill(command: list[str], exp_dir: Path) -> None:
-    """Start training and SIGKILL it (with its DataLoader workers) once the log is ahead of last.pt."""
-    proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # its own process group: the kill takes its workers too
-    try:
-        deadline = time.monotonic() + 120
-        while not RESUME_STEPS_BEFORE_KILL <= _saved_step(exp_dir / "last.pt") < _logged_step(exp_dir):
-            assert proc.poll() is None, "training exited before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.01)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+def _signalled_run(calls: int, signal_name: str, whom: str, args: list[str]) -> subprocess.CompletedProcess:
+    """`asr ARGS` (a training run) that signals itself or its process group right after its
+    `calls`-th log window (with log_every 1: step `calls`)."""
+    return subprocess.run(signal_after("asr.train:log_window", calls, signal_name, whom, args), env=ONE_THREAD_ENV,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                          timeout=300)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_killed_run_resumes_to_the_same_weights(resume_config, uninterrupted_exp, tmp_path, num_workers):
     exp_dir = tmp_path / "exp"
-    command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-               "--train.num-workers", str(num_workers)]
+    args = ["train", "--config", str(resume_config), "--exp-dir", str(exp_dir), "--train.num-workers", str(num_workers)]
     total_steps = read_checkpoint(uninterrupted_exp / "last.pt")["train_state"]["state"]["step"]
 
-    # Kill once metrics.jsonl has steps newer than last.pt: the resume must drop and redo them.
-    # A checkpoint can land between that check and the kill; then the kill is not mid-window
-    # and we try again in a fresh folder (a retry of the set-up, not of the assertions below).
-    for _attempt in range(5):
-        shutil.rmtree(exp_dir, ignore_errors=True)
-        _start_and_kill(command, exp_dir)
-        killed_at = _saved_step(exp_dir / "last.pt")
-        if killed_at < _logged_step(exp_dir):
-            break
-    assert killed_at < _logged_step(exp_dir) < total_steps, "the kill must land mid-run, between checkpoints"
+    # SIGKILL (with the DataLoader worker) right after step 5 is logged: last.pt holds step 4
+    # (checkpoint_every 4), so the resume must drop step 5's line and do that step again.
+    killed = _signalled_run(RESUME_STEPS_BEFORE_KILL + 1, "SIGKILL", "group", args)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:]
+    killed_at = _saved_step(exp_dir / "last.pt")
+    assert killed_at == RESUME_STEPS_BEFORE_KILL and _logged_step(exp_dir) == killed_at + 1 < total_steps
 
+    command = [sys.executable, "-m", "asr", *args]
     resumed = subprocess.run(command, env=ONE_THREAD_ENV, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from {exp_dir / 'last.pt'} at step {killed_at}" in resumed.stdout + resumed.stderr
@@ -192,36 +181,25 @@ def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run
     number, and the resume ends with the uninterrupted run's weights."""
     signum = getattr(signal, stop)
     exp_dir = tmp_path / "exp"
-    command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-               "--train.num-workers", "1" if to_group else "0",
-               "--train.checkpoint-every", "1000"]  # no periodic last.pt: only the signal writes one mid-epoch
-    proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    # Signal just after the first step of an epoch (from epoch 1 on), so that the next step
-    # boundary is not an epoch's end (where a run would stop anyway to evaluate).
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "no epoch start seen within 120 s"
-        steps = _logged_steps(exp_dir)  # {step: epoch}
-        signalled_after = max(steps, default=0)
-        if steps.get(signalled_after, 0) > 0 and steps.get(signalled_after - 1) == steps[signalled_after] - 1:
-            break
-        time.sleep(0.005)
-    (os.killpg if to_group else os.kill)(proc.pid, signum)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signum, output
+    args = ["train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
+            "--train.num-workers", "1" if to_group else "0",
+            "--train.checkpoint-every", "1000"]  # no periodic last.pt: only the signal writes one mid-epoch
+    # The signal comes just after the first step of epoch 1, so that the step boundary where the
+    # run stops is not an epoch's end (where a run would stop anyway to evaluate).
+    reference_steps = [r for r in _metrics(uninterrupted_exp) if "loss" in r]
+    signalled_at = min(r["step"] for r in reference_steps if r["epoch"] == 1)
+    assert any(r["step"] == signalled_at + 1 and r["epoch"] == 1 for r in reference_steps)
+    stopped = _signalled_run(signalled_at, stop, "group" if to_group else "self", args)
+    assert stopped.returncode == 128 + signum, stopped.stdout[-2000:]
 
     stopped_at = _saved_step(exp_dir / "last.pt")
-    total_steps = read_checkpoint(uninterrupted_exp / "last.pt")["train_state"]["state"]["step"]
-    # The step under way (or just finished) when the signal came is the last one.
-    assert stopped_at in (signalled_after, signalled_after + 1), (signalled_after, stopped_at)
-    assert stopped_at < total_steps
-    assert f"stopped by {stop} at step {stopped_at}: saved {exp_dir / 'last.pt'}" in output
+    assert stopped_at == signalled_at  # the signal came as that step was logged: the run stops after it
+    assert f"stopped by {stop} at step {stopped_at}: saved {exp_dir / 'last.pt'}" in stopped.stdout
     assert max(_logged_steps(exp_dir)) == stopped_at  # that step was finished and logged, not dropped
 
-    command[-1] = "4"  # the resumed run checkpoints as the uninterrupted one did (weights do not depend on it)
-    resumed = subprocess.run(command, env=ONE_THREAD_ENV, capture_output=True, text=True, timeout=300)
+    args[-1] = "4"  # the resumed run checkpoints as the uninterrupted one did (weights do not depend on it)
+    resumed = subprocess.run([sys.executable, "-m", "asr", *args], env=ONE_THREAD_ENV, capture_output=True,
+                             text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from {exp_dir / 'last.pt'} at step {stopped_at}" in resumed.stdout + resumed.stderr
     final, reference = read_checkpoint(exp_dir / "last.pt"), read_checkpoint(uninterrupted_exp / "last.pt")
@@ -241,17 +219,17 @@ def test_a_log_file_gets_plain_step_lines_as_training_goes(resume_config, speech
     """Output redirected to a file: one line per log window, written (flushed) when the window
     ends, not at exit; a line per dev evaluation; no progress bar."""
     exp_dir, log = tmp_path / "exp", tmp_path / "train.log"
-    command = [sys.executable, "-m", "asr", "train", "--config", str(resume_config), "--exp-dir", str(exp_dir),
-               "--train.num-workers", "0", "--train.epochs", "2", "--train.log-every", "2",
-               "--dev-manifest", str(speech_manifest)]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(command, env=ONE_THREAD_ENV, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while _logged_step(exp_dir) < 4:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "no step 4 within 120 s"
-            time.sleep(0.01)
-        assert STEP_LINE.search(log.read_text()), "the step-2 line is not in the log file while training runs"
+    args = ["train", "--config", str(resume_config), "--exp-dir", str(exp_dir), "--train.num-workers", "0",
+            "--train.epochs", "2", "--train.log-every", "2", "--dev-manifest", str(speech_manifest)]
+    with open(log, "w") as out:  # the run stops itself (SIGSTOP) after its first log window, step 2
+        proc = subprocess.Popen(signal_after("asr.train:log_window", 1, "SIGSTOP", "self", args), env=ONE_THREAD_ENV,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _, status = os.waitpid(proc.pid, os.WUNTRACED)
+            assert os.WIFSTOPPED(status), log.read_text()
+            assert [m[1] for m in STEP_LINE.finditer(log.read_text())] == ["2"], "step 2's line is not in the file"
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
         assert proc.wait(timeout=120) == 0, log.read_text()
 
     text = log.read_text()
@@ -309,10 +287,25 @@ def test_init_from_starts_a_new_run_from_weights_and_refuses_other_sizes(speech_
     assert finished.state.step == trainer.steps_per_epoch  # a whole new epoch, not a resume
 
 
+def test_the_trainer_resolves_a_copy_of_the_config_and_leaves_the_callers_alone(speech_manifest, tmp_path):
+    config = RunConfig(train_manifest=str(speech_manifest), features=FeatureConfig(n_mels=40),
+                       model=ModelConfig(hidden_size=8, num_layers=1, vocab_size=5),
+                       train=TrainConfig(epochs=1, max_batch_seconds=4.0, num_workers=0, device="cpu"))
+    before = copy.deepcopy(config)
+    trainer = Trainer(config, tmp_path / "exp")
+    assert config == before
+    assert trainer.config.model == ModelConfig(n_mels=40, hidden_size=8, num_layers=1,
+                                               vocab_size=len(trainer.tokenizer))
+    assert trainer.model.config == trainer.config.model
+    trainer.save()
+    assert read_checkpoint(tmp_path / "exp" / "last.pt")["train_state"]["run_config"] == to_dict(trainer.config)
+
+
 class Crash(Exception):
     pass
 
 
+@pytest.mark.slow  # two training runs
 def test_resume_keeps_exactly_one_line_per_logged_step_and_evaluation(speech_manifest, tmp_path, monkeypatch):
     """last.pt written at an epoch's last step, then a crash after the epoch's dev evaluation
     was logged: the resume evaluates again at the same step. Lines written after last.pt are

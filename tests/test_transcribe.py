@@ -18,14 +18,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SENTENCES
+from conftest import SENTENCES, signal_after
 
 from asr import transcribe
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
@@ -245,7 +244,7 @@ def test_without_a_vad_a_short_file_is_decoded_exactly_as_evaluate_does(tiny_che
     loaded = load_model(tiny_checkpoint)
     decoder = GreedyDecoder(loaded.tokenizer)
     utterances = read_manifest(speech_manifest)
-    reference = decode_utterances(loaded.model, loaded.features, utterances, decoder)
+    reference = decode_utterances(loaded, utterances, decoder)
     options = TranscribeOptions(segments=SegmentOptions(vad="none"))
     for utt in utterances:
         hyp = transcribe.transcribe(loaded, utt.audio_path, decoder, options)
@@ -305,11 +304,11 @@ def test_out_of_range_segmenting_options_are_one_error_line(tiny_checkpoint, spe
 
 @pytest.fixture
 def many_files(speech_dir, tmp_path) -> Path:
-    """A folder of 240 short files (links to the espeak sentences) and one corrupt file last."""
+    """A folder of 24 short files (links to the espeak sentences) and one corrupt file last."""
     folder = tmp_path / "in"
     folder.mkdir()
     sources = sorted(speech_dir.glob("*.wav"))
-    for i in range(240):
+    for i in range(24):
         (folder / f"f{i:03d}.wav").symlink_to(sources[i % len(sources)])
     (folder / "zz_corrupt.wav").write_bytes(b"RIFF not really a wav file")
     return folder
@@ -322,20 +321,17 @@ def _lines(path: Path) -> list[dict]:
 @pytest.mark.slow
 def test_killed_batch_run_resumes_without_losing_or_repeating_a_file(tiny_checkpoint, many_files, tmp_path):
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "asr", "transcribe", str(many_files), "--model", str(tiny_checkpoint),
-               "--format", "jsonl", "--output", str(out), "--jobs", "2"]
+    args = ["transcribe", str(many_files), "--model", str(tiny_checkpoint), "--format", "jsonl", "--output", str(out),
+            "--jobs", "2"]
+    command = [sys.executable, "-m", "asr", *args]
     expected = sorted(str(p) for p in many_files.glob("f*.wav"))
 
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (out.exists() and out.read_text().count("\n") >= 5):
-        assert proc.poll() is None and time.monotonic() < deadline, "run ended before it could be killed"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # SIGKILL right after the 5th line is written (tests/signal_after.py).
+    killed_run = subprocess.run(signal_after("asr.transcribe:_append_line", 5, "SIGKILL", "self", args),
+                                capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert killed_run.returncode == -signal.SIGKILL, killed_run.stderr[-2000:]
     killed = _lines(out)  # every line whole (json.loads would fail on a torn one)
-    assert 5 <= len(killed) < len(expected), "the run was not interrupted midway"
-    assert len({row["file"] for row in killed}) == len(killed)
+    assert [row["file"] for row in killed] == expected[:5]
 
     # A crash in the middle of a write leaves a torn last line; --resume drops it.
     with open(out, "a") as f:

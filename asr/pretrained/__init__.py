@@ -9,8 +9,8 @@ This folder ships inside the package (pyproject's package-data):
 `export_model` (the `asr export` command) writes model.pt and copies the LM and
 lexicon from a training run's checkpoint. The exported weights are stored in half
 precision (half the download; `load_model` converts them back to float32; the effect
-on transcripts is measured in recipes/speechocean762/RESULTS.md). File names in the stored decoding
-options are relative to the checkpoint's folder; `stored_decoding` resolves them.
+on transcripts is measured in recipes/speechocean762/RESULTS.md). File names in the
+stored decoding options are relative to the checkpoint's folder; `load_model` resolves them.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from pathlib import Path
 import torch
 
 from asr.atomic import atomic_path
-from asr.checkpoint import CheckpointError, LoadedModel, read_checkpoint, save_atomic
+from asr.checkpoint import CheckpointError, read_checkpoint, save_atomic
 from asr.config import merge
 from asr.decode import DecodingOptions
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 MODEL_FILE = "model.pt"
 MAX_MODEL_BYTES = 20_000_000  # the bundled checkpoint must stay under 20 MB
-_FILE_OPTIONS = ("lm", "lexicon")  # decoding options that name files
 
 
 def default_model_path() -> Path:
@@ -39,16 +38,6 @@ def default_model_path() -> Path:
     if not path.is_file():
         raise CheckpointError(f"{path}: no bundled model in this installation; pass --model CKPT")
     return path
-
-
-def stored_decoding(loaded: LoadedModel) -> DecodingOptions:
-    """The checkpoint's default decoding options, LM/lexicon names resolved against its folder."""
-    options = dict(loaded.decoding)
-    folder = Path(loaded.path).resolve().parent
-    for key in _FILE_OPTIONS:
-        if options.get(key):
-            options[key] = str(folder / options[key])
-    return DecodingOptions(**options)
 
 
 def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PRETRAINED_DIR,

@@ -1,6 +1,7 @@
 """The server's model: one loaded checkpoint, a decoder per worker, and the one call into asr.transcribe.
 
-    recognizer = Recognizer(load_model(path), decoding_options, workers=2)
+    loaded = load_model(path)
+    recognizer = Recognizer(loaded, loaded.decoding, workers=2)   # or options with flags on top
     [hyp] = recognizer.transcribe([wav_path])   # Hypothesis with timed words, or AudioError
 
 `transcribe` is the only place the server calls the transcription library: when

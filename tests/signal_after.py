@@ -1,0 +1,56 @@
+"""Run an `asr` command in this process and send a signal right after a chosen call, for the
+kill-and-resume tests (test_train.py, test_transcribe.py, test_synth_corpus.py).
+
+    python tests/signal_after.py MODULE:FUNCTION N SIGNAL self|group ASR-ARGS...
+    python tests/signal_after.py asr.train:log_window 5 SIGKILL group train --config c.yaml --exp-dir exp
+
+Right after the Nth call of MODULE.FUNCTION returns (a module-level function, looked up by
+its callers at call time), SIGNAL goes to this process ("self", as a job scheduler's SIGTERM
+does) or to its whole process group, DataLoader workers included ("group", as Ctrl-C or
+`kill -9 -PGID` do). Start it in a session of its own (`start_new_session=True`) so that the
+group holds only this run. SIGSTOP lets a test look at the files at that point
+(`os.waitpid(pid, os.WUNTRACED)`) and then SIGCONT the run.
+
+The point is a signal at a known place (the 5th logged step, the 5th line written) rather
+than whenever a polling test gets there: the test knows exactly what was written before it,
+and there is no race to lose (the run finishing first, a checkpoint landing in between).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import signal
+import sys
+
+from asr.cli import main
+
+
+def signal_after(target: str, calls: int, signum: int, to_group: bool) -> None:
+    """Wrap `target` ("module:function") so that its `calls`-th return sends `signum`."""
+    module_name, _, name = target.partition(":")
+    module = importlib.import_module(module_name)
+    function = getattr(module, name)
+    count = 0
+
+    @functools.wraps(function)
+    def counted(*args, **kwargs):
+        nonlocal count
+        result = function(*args, **kwargs)
+        count += 1
+        if count == calls:
+            if to_group:
+                os.killpg(os.getpgid(0), signum)
+            else:
+                os.kill(os.getpid(), signum)
+        return result
+
+    setattr(module, name, counted)
+
+
+if __name__ == "__main__":
+    target, calls, name, whom, *argv = sys.argv[1:]
+    assert whom in ("self", "group"), whom
+    signal_after(target, int(calls), getattr(signal, name), whom == "group")
+    sys.exit(main(argv))
