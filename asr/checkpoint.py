@@ -106,11 +106,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the model (eval mode), feature config, tokenizer and default decoding options
     stored in a checkpoint. Weights stored in half precision (an exported model, asr.pretrained)
-    become float32 here."""
+    become float32: load_state_dict copies them into the model's float32 parameters."""
     checkpoint = read_checkpoint(path)
     model = CTCModel(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict({name: tensor.float() if tensor.is_floating_point() else tensor
-                           for name, tensor in checkpoint["model_state_dict"].items()})
+    model.load_state_dict(checkpoint["model_state_dict"])
     model.to(device).eval()
     return LoadedModel(
         model=model,
