@@ -130,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours", default="50:50",
                         help="our operating points, comma-separated BEAM:THRESHOLD pairs (e.g. 50:50,20:20,10:12)")
     args = parser.parse_args(argv)
-    operating_points = [tuple(float(x) for x in point.split(":")) for point in args.ours.split(",")]
+    try:
+        operating_points = [(int(beam), float(threshold))
+                            for beam, threshold in (point.split(":") for point in args.ours.split(","))]
+    except ValueError:
+        parser.error(f"--ours expects BEAM:THRESHOLD pairs separated by commas, got {args.ours!r}")
     if bool(args.lm) != bool(args.lexicon):
         parser.error("--lm and --lexicon go together")
 
@@ -157,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     peer_speed, peer_wer = report(f"pyctcdecode (beam {args.beam})", utterances, peer, peer_seconds)
     equal_wer = []
     for beam, threshold in operating_points:
-        options = DecodingOptions(decoder="beam", beam_size=int(beam), beam_threshold=threshold, lm=lm["lm"],
+        options = DecodingOptions(decoder="beam", beam_size=beam, beam_threshold=threshold, lm=lm["lm"],
                                   lexicon=lm["lexicon"], lm_weight=lm_weight, word_score=word_score)
         ours, ours_seconds = time_ours(options, loaded.tokenizer, emissions)
-        speed, wer = report(f"asr (beam {int(beam)}, threshold {threshold:g})", utterances, ours, ours_seconds)
+        speed, wer = report(f"asr (beam {beam}, threshold {threshold:g})", utterances, ours, ours_seconds)
         if wer <= peer_wer + 0.005:
-            equal_wer.append((speed, wer, f"beam {int(beam)}, threshold {threshold:g}"))
+            equal_wer.append((speed, wer, f"beam {beam}, threshold {threshold:g}"))
     if not equal_wer:
         print("no operating point of ours is within 0.5 WER points of pyctcdecode")
         return 0
