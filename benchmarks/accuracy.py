@@ -13,7 +13,10 @@ excluded; they are only comparable within one run.
 
 --limit N scores a seeded random subset of N utterances, so a quick run still
 spans many speakers. --out-dir writes each system's
-recogs-*/wer-summary-* files there.
+recogs-*/wer-summary-* files there. --subset NAME=MANIFEST (repeatable) adds a table
+for the utterances of the run that MANIFEST also lists, from the same transcripts:
+the bundled model trains on 39 dev speakers, so its fair figure is the table of
+the other 24 (`--subset dev_report=recipes/speechocean762/data/dev_report.jsonl`).
 """
 
 from __future__ import annotations
@@ -73,6 +76,25 @@ def run_ours(model_path: str | Path, utterances: list[Utterance]) -> tuple[str, 
     return f"asr bundled ({options.decoder}{lm})", {k: h.text for k, h in hyps.items()}, seconds
 
 
+def parse_subset(value: str) -> tuple[str, set[str]]:
+    """NAME=MANIFEST -> (NAME, the utterance ids MANIFEST lists)."""
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected NAME=MANIFEST")
+    return name, {u.id for u in read_manifest(path)}
+
+
+def print_table(title: str, rows: list[tuple[str, dict, float]], audio_seconds: float | None) -> None:
+    """One row per system: WER, CER and, given audio_seconds, decode seconds and real-time factor."""
+    timed = audio_seconds is not None
+    print(f"\n{title}\n{'system':<32} {'WER':>8} {'CER':>8}" + (f" {'decode s':>9} {'RTF':>7}" if timed else ""))
+    for name, summary, seconds in rows:
+        print(f"{name:<32} {summary['wer']:>8.2%} {summary['cer']:>8.2%}"
+              + (f" {seconds:>9.1f} {seconds / audio_seconds:>7.3f}" if timed else ""))
+    print(f"({summary['utterances']} utterances, {summary['words']} reference words"
+          + ("; RTF = decode seconds / audio seconds)" if timed else ")"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", default=str(DEV_MANIFEST))
@@ -83,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch / CTranslate2 threads")
     parser.add_argument("--whisper-compute-type", default="int8")
     parser.add_argument("--out-dir", help="write recogs-SYSTEM.txt and wer-summary-SYSTEM.json here")
+    parser.add_argument("--subset", type=parse_subset, action="append", default=[], metavar="NAME=MANIFEST",
+                        help="also score the utterances MANIFEST lists (repeatable)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -90,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     utterances = select(read_manifest(args.manifest), args.limit)
     audio_seconds = sum(u.duration for u in utterances)
     print(f"{args.manifest}: {len(utterances)} utterances, {audio_seconds / 60:.1f} min of audio", flush=True)
-    rows = []
+    rows, all_hyps = [], []
     for system in args.systems.split(","):
         if system == "asr":
             name, texts, seconds = run_ours(args.model or default_model_path(), utterances)
@@ -104,13 +128,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.out_dir:
             write_report(args.out_dir, system, summary, details)
         rows.append((name, summary, seconds))
+        all_hyps.append(hyps)
         print(f"  {name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}", file=sys.stderr, flush=True)
 
-    print(f"\n{'system':<32} {'WER':>8} {'CER':>8} {'decode s':>9} {'RTF':>7}")
-    for name, summary, seconds in rows:
-        print(f"{name:<32} {summary['wer']:>8.2%} {summary['cer']:>8.2%} {seconds:>9.1f} "
-              f"{seconds / audio_seconds:>7.3f}")
-    print(f"({len(utterances)} utterances, {summary['words']} reference words; RTF = decode seconds / audio seconds)")
+    print_table(f"{args.manifest}", rows, audio_seconds)
+    for subset_name, ids in args.subset:
+        subset = [u for u in utterances if u.id in ids]
+        if not subset:
+            print(f"\n{subset_name}: none of its utterances is in this run")
+            continue
+        subset_rows = [(name, score(subset, hyps)[0], seconds) for (name, _, seconds), hyps in zip(rows, all_hyps)]
+        print_table(f"{subset_name}: {len(subset)} of the {len(utterances)}", subset_rows, None)
     return 0
 
 

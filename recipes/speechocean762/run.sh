@@ -22,6 +22,8 @@
 #   2  train conf/$conf on its train_manifest, dev WER each epoch           -> exp/$conf/{best,last}.pt
 #      (a conf with `init_from: exp/PARENT/last.pt` first trains conf/PARENT.yaml, if not done yet)
 #   3  greedy decode of the conf's dev_manifest with the best checkpoint -> exp/$conf/decode/
+#      and, for a conf that keeps epoch checkpoints, the average of the last (up to 5) of them;
+#      the one with the lower greedy dev WER becomes                  -> exp/$conf/final.pt
 #   4  a general English word 3-gram + 50k-word lexicon from the shared text corpus
 #      (--text-dir: ~50M words of public-domain books and CC0 sentences) plus the training
 #      transcripts, never a dev sentence (built once: an existing lm/lm.bin is reused), then the
@@ -99,6 +101,23 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   $asr evaluate --model $exp/best.pt --manifest $dev --out-dir $exp/decode
+  cp $exp/best.pt $exp/final.pt.tmp
+  # A conf that keeps epoch checkpoints (train.keep_last): average the last ones (up to 5) and
+  # keep the average as final.pt only if its greedy dev WER is lower than best.pt's.
+  epochs=$(ls $exp/epoch-*.pt 2>/dev/null | wc -l)
+  if [ "$epochs" -ge 2 ]; then
+    n=$(( epochs < 5 ? epochs : 5 ))
+    $asr average --exp-dir $exp --last $n --out $exp/avg-last-$n.pt
+    $asr evaluate --model $exp/avg-last-$n.pt --manifest $dev --out-dir $exp/decode-avg-last-$n
+    wer() { sed -n 's/.*"wer": *\([0-9.]*\).*/\1/p' "$1"/wer-summary-*.json; }
+    if awk -v a="$(wer $exp/decode-avg-last-$n)" -v b="$(wer $exp/decode)" 'BEGIN { exit !(a < b) }'; then
+      echo "final.pt = avg-last-$n.pt (greedy dev WER $(wer $exp/decode-avg-last-$n) < best.pt's $(wer $exp/decode))"
+      cp $exp/avg-last-$n.pt $exp/final.pt.tmp
+    else
+      echo "final.pt = best.pt (greedy dev WER $(wer $exp/decode) <= avg-last-$n.pt's $(wer $exp/decode-avg-last-$n))"
+    fi
+  fi
+  mv $exp/final.pt.tmp $exp/final.pt
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
@@ -109,7 +128,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     $asr lm build --text "$text_dir" --in-domain data/train.jsonl --exclude data/dev.jsonl \
       --order 3 --vocab-size 50000 --prune 0,2,3 --quantize 8 --out lm
   fi
-  $asr tune --model $exp/best.pt --manifest $dev --lm lm/lm.bin --lexicon lm/lexicon.txt \
+  $asr tune --model $exp/final.pt --manifest $dev --lm lm/lm.bin --lexicon lm/lexicon.txt \
     --lm-weights 1,1.5,2,2.5 --word-scores=0,1,2 --out $exp/tuned.pt
   $asr evaluate --model $exp/tuned.pt --manifest $dev --out-dir $exp/decode-beam-lm
 fi
