@@ -28,6 +28,7 @@ from asr.decode import GreedyDecoder, make_decoder
 from asr.features import FeatureConfig
 from asr.pretrained import (
     MAX_MODEL_BYTES,
+    MAX_PACKAGE_BYTES,
     default_model_path,
     export_model,
 )
@@ -60,6 +61,8 @@ def test_bundled_model_transcribes_generated_speech(sentence_wav, speech_dir):
     assert path.stat().st_size < MAX_MODEL_BYTES
     assert "train_state" not in read_checkpoint(path)
     loaded = load_model(path)
+    shipped = [path] + [Path(f) for f in (loaded.decoding.lm, loaded.decoding.lexicon) if f]
+    assert sum(f.stat().st_size for f in shipped) < MAX_PACKAGE_BYTES
     wavs = [sentence_wav, *(speech_dir / f"utt{i}.wav" for i in range(len(SENTENCES)))]
     refs = [PRETRAINED_SENTENCE, *SENTENCES]
     for decoder, bound in ((GreedyDecoder(loaded.tokenizer), MAX_GREEDY_WER),
@@ -162,10 +165,14 @@ def test_export_refuses_bad_options_and_oversize_models(tmp_path, monkeypatch):
         export_model(source, tmp_path / "a", decoding={"beam_size": "wide"})
     with pytest.raises(CheckpointError, match="lm file not found"):
         export_model(source, tmp_path / "b", lm=tmp_path / "missing.arpa")
+    (tmp_path / "big.arpa").write_bytes(b"\\data\\\n" + b" " * 30_000)
+    monkeypatch.setattr("asr.pretrained.MAX_PACKAGE_BYTES", 40_000)
+    with pytest.raises(CheckpointError, match="model \\+ LM \\+ lexicon would be"):
+        export_model(source, tmp_path / "c", lm=tmp_path / "big.arpa")
     monkeypatch.setattr("asr.pretrained.MAX_MODEL_BYTES", 10_000)
     with pytest.raises(CheckpointError, match="over the"):
         export_model(source, tmp_path / "c")
-    assert not (tmp_path / "c" / "model.pt").exists()
+    assert not (tmp_path / "c" / "model.pt").exists() and not (tmp_path / "c" / "big.arpa").exists()
 
 
 def test_export_cli_reports_errors_in_one_line(tmp_path, capsys):

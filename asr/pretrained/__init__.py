@@ -30,6 +30,7 @@ from asr.decode import DecodingOptions
 PRETRAINED_DIR = Path(__file__).resolve().parent
 MODEL_FILE = "model.pt"
 MAX_MODEL_BYTES = 20_000_000  # the bundled checkpoint must stay under 20 MB
+MAX_PACKAGE_BYTES = 40_000_000  # and with its LM and lexicon under 40 MB
 
 
 def default_model_path() -> Path:
@@ -47,8 +48,8 @@ def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PR
 
     `lm` and `lexicon` are copied next to it and named in the stored decoding
     options, which `decoding` (DecodingOptions fields, values may be strings)
-    updates. Raises CheckpointError if the result would exceed MAX_MODEL_BYTES
-    and ConfigError for an unknown or ill-typed decoding option.
+    updates. Raises CheckpointError if the result would exceed MAX_MODEL_BYTES (or,
+    with the LM and lexicon, MAX_PACKAGE_BYTES) and ConfigError for an unknown or ill-typed decoding option.
     """
     dest_dir = Path(dest_dir)
     data = read_checkpoint(checkpoint)
@@ -69,6 +70,10 @@ def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PR
     if buffer.tell() > MAX_MODEL_BYTES:
         raise CheckpointError(f"{checkpoint}: exported model would be {buffer.tell() / 1e6:.1f} MB, "
                               f"over the {MAX_MODEL_BYTES / 1e6:.0f} MB limit for the bundled model")
+    package = buffer.tell() + sum(src.stat().st_size for src in files.values())
+    if package > MAX_PACKAGE_BYTES:
+        raise CheckpointError(f"{checkpoint}: model + LM + lexicon would be {package / 1e6:.1f} MB, "
+                              f"over the {MAX_PACKAGE_BYTES / 1e6:.0f} MB limit for the bundled model")
     dest_dir.mkdir(parents=True, exist_ok=True)
     for src in files.values():
         with atomic_path(dest_dir / src.name) as tmp:
