@@ -129,7 +129,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
       --order 3 --vocab-size 50000 --prune 0,2,3 --quantize 8 --out lm
   fi
   $asr tune --model $exp/final.pt --manifest $dev --lm lm/lm.bin --lexicon lm/lexicon.txt \
-    --lm-weights 1,1.5,2,2.5 --word-scores=0,1,2 --out $exp/tuned.pt
+    --lm-weights 0.5,0.75,1,1.5,2 --word-scores=0,1,2 --out $exp/tuned.pt
   $asr evaluate --model $exp/tuned.pt --manifest $dev --out-dir $exp/decode-beam-lm
 fi
 
