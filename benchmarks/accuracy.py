@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         all_hyps.append(hyps)
         print(f"  {name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}", file=sys.stderr, flush=True)
 
-    print_table(f"{args.manifest}", rows, audio_seconds)
+    print_table(args.manifest, rows, audio_seconds)
     for subset_name, ids in args.subset:
         subset = [u for u in utterances if u.id in ids]
         if not subset:

@@ -63,12 +63,18 @@ def test_bundled_model_transcribes_generated_speech(sentence_wav, speech_dir):
     assert sum(f.stat().st_size for f in shipped) < MAX_PACKAGE_BYTES
     wavs = [sentence_wav, *(speech_dir / f"utt{i}.wav" for i in range(len(SENTENCES)))]
     refs = [PRETRAINED_SENTENCE, *SENTENCES]
-    for decoder, bound in ((GreedyDecoder(loaded.tokenizer), MAX_GREEDY_WER),
-                           (make_decoder(loaded.decoding, loaded.tokenizer), MAX_STORED_DECODING_WER)):
+    assert_wer_bounds(loaded, wavs, refs, MAX_GREEDY_WER, MAX_STORED_DECODING_WER, "espeak-ng sentences")
+
+
+def assert_wer_bounds(loaded, wavs, refs, max_greedy_wer, max_stored_decoding_wer, what):
+    """Transcribe `wavs` greedily and with the stored decoding; each WER against `refs` must
+    meet its bound (printed, so `pytest -s` shows the measured figures)."""
+    for decoder, bound in ((GreedyDecoder(loaded.tokenizer), max_greedy_wer),
+                           (make_decoder(loaded.decoding, loaded.tokenizer), max_stored_decoding_wer)):
         hyps = [transcribe(loaded, wav, decoder).text for wav in wavs]
         assert all(set(hyp) <= set(loaded.tokenizer.vocab[1:]) for hyp in hyps), hyps
         wer = jiwer.wer(refs, hyps)
-        print(f"{type(decoder).__name__}: WER {wer:.1%} on {len(refs)} espeak-ng sentences")
+        print(f"{type(decoder).__name__}: WER {wer:.1%} on {len(refs)} {what}")
         assert wer <= bound, list(zip(refs, hyps))
 
 
@@ -92,14 +98,9 @@ def test_bundled_model_meets_its_wer_bounds_on_real_dev_speech():
         pytest.skip(f"no speechocean762 copy at {corpus} (set SPEECHOCEAN762)")
     utterances = real_dev_utterances(corpus)
     assert len(utterances) == REAL_DEV_SPEAKERS * REAL_DEV_PER_SPEAKER
-    loaded = load_model(default_model_path())
-    refs = [ref for _, ref in utterances]
-    for decoder, bound in ((GreedyDecoder(loaded.tokenizer), MAX_REAL_GREEDY_WER),
-                           (make_decoder(loaded.decoding, loaded.tokenizer), MAX_REAL_STORED_DECODING_WER)):
-        hyps = [transcribe(loaded, path, decoder).text for path, _ in utterances]
-        wer = jiwer.wer(refs, hyps)
-        print(f"{type(decoder).__name__}: WER {wer:.1%} on {len(refs)} real dev utterances")
-        assert wer <= bound, list(zip(refs, hyps))
+    assert_wer_bounds(load_model(default_model_path()), [path for path, _ in utterances],
+                      [ref for _, ref in utterances], MAX_REAL_GREEDY_WER, MAX_REAL_STORED_DECODING_WER,
+                      "real dev utterances")
 
 
 @pytest.mark.slow

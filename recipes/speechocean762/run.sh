@@ -109,7 +109,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     n=$(( epochs < 5 ? epochs : 5 ))
     $asr average --exp-dir $exp --last $n --out $exp/avg-last-$n.pt
     $asr evaluate --model $exp/avg-last-$n.pt --manifest $dev --out-dir $exp/decode-avg-last-$n
-    wer() { sed -n 's/.*"wer": *\([0-9.]*\).*/\1/p' "$1"/wer-summary-*.json; }
+    wer() { sed -n 's/.*"wer": *\([0-9.]*\).*/\1/p' "$1/wer-summary-$(basename $dev .jsonl).json"; }
     if awk -v a="$(wer $exp/decode-avg-last-$n)" -v b="$(wer $exp/decode)" 'BEGIN { exit !(a < b) }'; then
       echo "final.pt = avg-last-$n.pt (greedy dev WER $(wer $exp/decode-avg-last-$n) < best.pt's $(wer $exp/decode))"
       cp $exp/avg-last-$n.pt $exp/final.pt.tmp
