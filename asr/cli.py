@@ -531,10 +531,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(modern_spelling(argv))
     try:
-        return args.func(args)
+        code = args.func(args)
     except AsrError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        code = 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if args.func is cmd_train:
+        from asr.distributed import Distributed, exit_without_finalizing
+
+        if Distributed.from_env().enabled:  # one of several ranks: see exit_without_finalizing
+            exit_without_finalizing(code)
+    return code

@@ -24,6 +24,7 @@ import torch
 
 from asr.checkpoint import read_checkpoint
 from asr.config import ConfigError
+from asr.distributed import exit_without_finalizing
 from asr.features import SpecAugmentConfig
 from asr.model import ModelConfig
 from asr.train import RunConfig, TrainConfig, Trainer, run
@@ -111,6 +112,13 @@ def test_resuming_with_another_number_of_processes_is_refused(ddp_dir, speech_ma
         run(tiny_config(speech_manifest), ddp_dir / "ddp")
 
 
+def test_exit_without_finalizing_keeps_buffered_output_and_the_exit_code():
+    code = "from asr.distributed import exit_without_finalizing\nprint('saved', end='')\nexit_without_finalizing(3)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout to a pipe: block-buffered
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert (result.returncode, result.stdout) == (3, "saved")
+
+
 class Crash(Exception):
     pass
 
@@ -145,6 +153,7 @@ def worker(manifest: str, work: Path) -> None:
     trainer = run(tiny_config(manifest, noisy=True), work / "resumed")
     torch.save(trainer.model.state_dict(), work / f"resumed-rank{rank}.pt")
     dist.destroy_process_group()
+    exit_without_finalizing(0)
 
 
 if __name__ == "__main__":
