@@ -54,13 +54,17 @@ def metrics(exp_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (exp_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node=2 ARGS...`, outside any torchrun this test runs under."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
 @pytest.fixture(scope="module")
 def ddp_dir(speech_manifest, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("ddp")
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", __file__,
-               str(speech_manifest), str(work)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    result = torchrun(__file__, str(speech_manifest), str(work))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return work
 
@@ -117,6 +121,15 @@ def test_exit_without_finalizing_keeps_buffered_output_and_the_exit_code():
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout to a pipe: block-buffered
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert (result.returncode, result.stdout) == (3, "saved")
+
+
+def test_asr_train_under_torchrun_fails_with_one_error_line_per_rank(tmp_path):
+    missing = tmp_path / "missing.jsonl"
+    result = torchrun("-m", "asr", "train", "--train-manifest", str(missing), "--exp-dir", str(tmp_path / "exp"),
+                      "--train.device", "cpu")
+    assert result.returncode != 0
+    assert result.stderr.count(f"error: {missing}: manifest not found\n") == 2, result.stderr[-3000:]
+    assert "exitcode  : 1 " in result.stderr and "Signal 6" not in result.stderr, result.stderr[-3000:]
 
 
 class Crash(Exception):
