@@ -41,6 +41,13 @@ WORD_SCORES = "-2,-1,0,1,2"
 MAX_TRIALS = 10_000
 
 
+def say(line: str) -> None:
+    """Write one line to stderr in a single call. print() writes the text and its newline
+    separately when stderr is unbuffered (PYTHONUNBUFFERED), and then the lines of several
+    torchrun ranks interleave."""
+    sys.stderr.write(line + "\n")
+
+
 def _amount(utterances) -> str:
     """'N utterances, H.HH h' for the summary line of a written manifest."""
     return f"{len(utterances)} utterances, {sum(u.duration for u in utterances) / 3600:.2f} h"
@@ -181,7 +188,7 @@ def cmd_transcribe(args) -> int:
         raise ConfigError(f"unknown --format {unknown[0]!r} (choose from: {', '.join(FORMATS)}, or all)")
     paths, empty = expand_inputs(args.inputs)
     for folder in empty:
-        print(f"warning: {folder}: no audio files in this folder", file=sys.stderr)
+        say(f"warning: {folder}: no audio files in this folder")
     if not paths:
         raise AudioError(" ".join(args.inputs), "no audio files found")
     if args.output and args.output_dir:
@@ -522,8 +529,8 @@ def modern_spelling(argv: list[str]) -> list[str]:
         name, equals, value = arg.partition("=")
         if name.startswith("--") and "_" in name:
             out[i] = name.replace("_", "-") + equals + value
-            print(f"note: {name} is deprecated and will stop working in the next release; "
-                  f"write {name.replace('_', '-')}", file=sys.stderr)
+            say(f"note: {name} is deprecated and will stop working in the next release; "
+                f"write {name.replace('_', '-')}")
     return out
 
 
@@ -533,10 +540,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except AsrError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(f"error: {err}")
         code = 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted")
         code = 130
     if args.func is cmd_train:
         from asr.distributed import Distributed, exit_without_finalizing

@@ -71,6 +71,14 @@ def test_prepare_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "x.jsonl").exists()
 
 
+def test_an_error_line_is_written_in_one_call(tmp_path, monkeypatch):
+    """print() would write the text and the newline apart; two torchrun ranks then interleave."""
+    writes = []
+    monkeypatch.setattr(sys.stderr, "write", writes.append)
+    assert main(["prepare", "folder", str(tmp_path / "nowhere"), str(tmp_path / "x.jsonl")]) == 1
+    assert len(writes) == 1 and writes[0].startswith("error: ") and writes[0].endswith("not a folder\n"), writes
+
+
 # --- train ----------------------------------------------------------------------------------
 
 
