@@ -1,12 +1,16 @@
-"""The acoustic model: frame stacking -> bidirectional LSTM -> linear -> log-softmax.
+"""The acoustic model: a front end -> bidirectional LSTM -> linear -> log-softmax.
 
     features (batch, frames, mels)
-      -> stack `subsample` consecutive frames   (batch, out_frames, mels * subsample)
+      -> front end, `subsample` frames a step   (batch, out_frames, lstm_input_size)
+           "stack": `subsample` consecutive frames side by side (mels * subsample)
+           "conv":  log2(subsample) 3x3 convolutions of stride 2 over (time, mel), each + ReLU
+                    (conv_channels * ceil(mels / subsample)), as Deep Speech 2 and ESPnet's VGG-BLSTM
       -> BiLSTM, padding-exact                  (batch, out_frames, 2 * hidden_size)
       -> linear + log_softmax                   (batch, out_frames, vocab)
 
-`out_frames = ceil(frames / subsample)`: the last partial group is zero-padded
-(features are zero-mean, so padding is "average"), so no audio is dropped.
+`out_frames = ceil(frames / subsample)` for both front ends: the last partial group is
+zero-padded (features are zero-mean, so padding is "average"), so no audio is dropped.
+Both are padding-exact too: each utterance's outputs depend on its own frames only.
 The model returns `(log_probs, output_lengths)` and nothing else: loss, decoding
 and metrics live in their own modules.
 
@@ -20,11 +24,14 @@ The weights stay in one bidirectional `nn.LSTM`, so the parameter names
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from asr.config import ConfigError
 
 
 @dataclass
@@ -33,15 +40,35 @@ class ModelConfig:
     is set from the tokenizer when the model is built."""
 
     n_mels: int = 80  # input mel bins (must equal features.n_mels)
-    subsample: int = 3  # frames stacked per LSTM step: 10 ms -> 30 ms steps
+    subsample: int = 3  # input frames per LSTM step: 10 ms -> 30 ms steps (a power of 2 for the conv front end)
+    front_end: Literal["stack", "conv"] = "stack"  # frames -> LSTM steps: stacking, or strided 3x3 convolutions
+    conv_channels: int = 32  # channels of each convolution of the conv front end
     hidden_size: int = 256  # per direction
     num_layers: int = 3  # stacked BiLSTM layers
     dropout: float = 0.1  # between LSTM layers and before the output layer
     vocab_size: int = 29  # output classes; set from the tokenizer when the model is built
 
     @property
+    def conv_layers(self) -> int:
+        """Stride-2 convolutions of the conv front end: log2(subsample)."""
+        return self.subsample.bit_length() - 1
+
+    @property
     def lstm_input_size(self) -> int:
+        if self.front_end == "conv":
+            return self.conv_channels * -(-self.n_mels // 2 ** self.conv_layers)  # channels x ceil(mels / subsample)
         return self.n_mels * self.subsample
+
+    def check(self) -> None:
+        """ConfigError for sizes no network can be built with."""
+        if self.subsample < 1:
+            raise ConfigError(f"model.subsample must be at least 1, got {self.subsample}")
+        if self.front_end == "conv" and (self.subsample < 2 or self.subsample & (self.subsample - 1)):
+            raise ConfigError(f"model.subsample must be a power of 2 (2, 4, 8) with the conv front end, "
+                              f"got {self.subsample}")
+        for name in ("hidden_size", "num_layers", "conv_channels", "n_mels", "vocab_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
 
 
 def output_lengths(frames: torch.Tensor, subsample: int) -> torch.Tensor:
@@ -65,6 +92,31 @@ class FrameStacking(nn.Module):
         x = F.pad(x, (0, 0, 0, pad))  # (batch, frames + pad, mels)
         x = x.reshape(batch, (frames + pad) // self.subsample, mels * self.subsample)
         return x, output_lengths(lengths, self.subsample)
+
+
+class ConvSubsampling(nn.Module):
+    """(batch, frames, mels) -> (batch, ceil(frames / 2^n), channels * ceil(mels / 2^n)) through
+    n = `layers` 3x3 convolutions of stride 2 in time and frequency, each followed by ReLU.
+
+    Padding 1 on every side makes each layer's output length ceil(length / 2), and the
+    frames past each utterance's length are zeroed before every layer, so an utterance's
+    outputs are what it gets alone (where the convolution's own zero padding stands there).
+    """
+
+    def __init__(self, layers: int, channels: int):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(1 if i == 0 else channels, channels, kernel_size=3, stride=2, padding=1)
+                                   for i in range(layers))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.unsqueeze(1)  # (batch, 1, frames, mels)
+        lengths = lengths.to(x.device)
+        for conv in self.convs:
+            valid = torch.arange(x.shape[2], device=x.device) < lengths.unsqueeze(1)  # (batch, frames)
+            x = torch.relu(conv(x * valid[:, None, :, None]))  # (batch, channels, ceil(frames / 2), ceil(mels / 2))
+            lengths = output_lengths(lengths, 2)
+        batch, channels, frames, mels = x.shape
+        return x.permute(0, 2, 1, 3).reshape(batch, frames, channels * mels), lengths
 
 
 def dense_bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -113,8 +165,10 @@ def packed_bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
 class CTCModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
+        config.check()
         self.config = config
-        self.stack = FrameStacking(config.subsample)
+        self.front_end = (ConvSubsampling(config.conv_layers, config.conv_channels) if config.front_end == "conv"
+                          else FrameStacking(config.subsample))
         self.lstm = nn.LSTM(  # the weights, under nn.LSTM's names; `forward` picks how to run them
             input_size=config.lstm_input_size,
             hidden_size=config.hidden_size,
@@ -129,7 +183,7 @@ class CTCModel(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features: (batch, frames, mels), lengths: (batch,) ->
         log_probs: (batch, out_frames, vocab), output_lengths: (batch,)."""
-        x, out_lengths = self.stack(features, lengths)  # (batch, out_frames, mels * subsample)
+        x, out_lengths = self.front_end(features, lengths)  # (batch, out_frames, lstm_input_size)
         if bool((out_lengths == x.shape[1]).all()):
             # No padding (e.g. one utterance, or equal transcription windows): one dense
             # bidirectional call is exact, and ~5% faster than two single-direction ones.

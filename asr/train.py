@@ -46,6 +46,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -65,6 +66,7 @@ from asr.evaluate import decode_utterances, score
 from asr.features import FeatureConfig, SpecAugmentConfig, spec_augment
 from asr.model import CTCModel, ModelConfig
 from asr.plot import plot_runs
+from asr.precision import pick_precision
 from asr.text import CharTokenizer
 from asr.threads import set_threads
 
@@ -93,7 +95,8 @@ class TrainConfig:
     num_workers: int = 1  # DataLoader processes computing features
     threads: int | None = None  # torch intra-op threads; None: half the cores (asr.threads)
     device: str = "auto"  # "auto" | "cpu" | "cuda" (under torchrun: GPU LOCAL_RANK)
-    amp: bool = True  # float16 autocast when on CUDA
+    # What the forward pass computes in (asr.precision); weights and checkpoints stay float32.
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: CUDA float16, BF16 CPU bfloat16
     grad_accum: int = 1  # batches per optimizer step in each process; global batch = grad_accum x processes
     keep_last: int = 0  # end-of-epoch checkpoints epoch-N.pt to keep, for `asr average`; 0 = none
     init_from: str = ""  # checkpoint whose weights start a new run (fresh optimizer and schedule); "" = random
@@ -183,6 +186,7 @@ class Trainer:
         self.threads = set_threads(config.train.threads, "train.threads")
         self.dist = Distributed.from_env()
         self.device = _pick_device(config.train.device, self.dist.local_rank)
+        self.precision = pick_precision(config.train.precision, self.device)
         self.owns_process_group = self.dist.join(self.device)
         if config.train.grad_accum < 1:
             raise ConfigError(f"train.grad_accum must be at least 1, got {config.train.grad_accum}")
@@ -192,7 +196,7 @@ class Trainer:
         torch.manual_seed(config.train.seed + self.dist.rank)  # but each rank its own dropout and masks
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.train.lr,
                                            weight_decay=config.train.weight_decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.needs_scaler)
         self.train_utts = read_mix(config.train_manifest)
         self.dev_utts = read_manifest(config.dev_manifest) if config.dev_manifest else []
         durations = [u.duration for u in self.train_utts]
@@ -222,10 +226,6 @@ class Trainer:
         self.log_lines = 0  # lines in metrics.jsonl, saved in last.pt: a resume drops the ones after it
         self.plain_progress = not sys.stderr.isatty()  # a log file gets lines, a terminal a progress bar
         self.tensorboard = None  # a SummaryWriter once `open_tensorboard` found tensorboard installed
-
-    @property
-    def use_amp(self) -> bool:
-        return self.config.train.amp and self.device.type == "cuda"
 
     def loader(self) -> torch.utils.data.DataLoader:
         cfg = self.config.train
@@ -349,7 +349,7 @@ def optimizer_step(trainer: Trainer, batches: list[dict], lr: float) -> tuple[fl
     for i, batch in enumerate(batches):
         # Gradients add up locally; only the step's last backward all-reduces them over ranks.
         with _no_sync(trainer.train_model, i < len(batches) - 1):
-            with torch.autocast("cuda", dtype=torch.float16, enabled=trainer.use_amp):
+            with trainer.precision.autocast():
                 loss = compute_loss(trainer.train_model, batch, trainer.device, trainer.config.specaug) / len(batches)
             trainer.scaler.scale(loss).backward()
         total += loss.item()
@@ -465,7 +465,8 @@ def _train(trainer: Trainer, exp_dir: Path) -> None:
     if trainer.dist.is_main:
         (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     trainer.say(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "
-                f"{trainer.threads} thread(s), {trainer.dist.world_size} process(es), "
+                f"{trainer.precision.name} ({trainer.precision.reason}), {trainer.threads} thread(s), "
+                f"{trainer.dist.world_size} process(es), "
                 f"{trainer.steps_per_epoch} steps/epoch")
     while trainer.state.epoch < config.train.epochs and not trainer.should_stop():
         if not train_one_epoch(trainer):

@@ -1,5 +1,6 @@
-"""asr.model: the output-length formula, frame stacking, padding independence, and the dense
-BiLSTM against a packed nn.LSTM with the same weights (outputs, gradients, bundled model)."""
+"""asr.model: the output-length formula, both front ends (frame stacking, strided convolutions),
+padding independence, and the dense BiLSTM against a packed nn.LSTM with the same weights
+(outputs, gradients, bundled model)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,28 @@ import torch
 from conftest import synthesize
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from asr.checkpoint import load_model
+from asr.checkpoint import load_model, make_checkpoint, read_checkpoint
+from asr.config import ConfigError
 from asr.decode import GreedyDecoder
-from asr.features import LogMel
-from asr.model import CTCModel, FrameStacking, ModelConfig, output_lengths
+from asr.features import FeatureConfig, LogMel
+from asr.model import ConvSubsampling, CTCModel, FrameStacking, ModelConfig, output_lengths
 from asr.pretrained import default_model_path
+from asr.text import BLANK, SPACE, CharTokenizer
 
 N_MELS = 4  # tiny inputs keep the 1,500-forward length sweep to a few seconds
 
 
-def _tiny_model(subsample: int, num_layers: int = 2) -> CTCModel:
+def _tiny_model(subsample: int, num_layers: int = 2, front_end: str = "stack") -> CTCModel:
     torch.manual_seed(0)
-    config = ModelConfig(n_mels=N_MELS, subsample=subsample, hidden_size=8, num_layers=num_layers, vocab_size=7)
+    config = ModelConfig(n_mels=N_MELS, subsample=subsample, hidden_size=8, num_layers=num_layers, vocab_size=7,
+                         front_end=front_end, conv_channels=3)
     return CTCModel(config).eval()
 
 
-@pytest.mark.parametrize("subsample", [1, 2, 3, 4, 5])
-def test_output_length_formula_matches_the_actual_output_count(subsample):
-    model = _tiny_model(subsample, num_layers=1)  # ~1 s per factor for the 300 forwards
+@pytest.mark.parametrize("front_end, subsample", [("stack", 1), ("stack", 2), ("stack", 3), ("stack", 4),
+                                                  ("stack", 5), ("conv", 2), ("conv", 4), ("conv", 8)])
+def test_output_length_formula_matches_the_actual_output_count(front_end, subsample):
+    model = _tiny_model(subsample, num_layers=1, front_end=front_end)  # ~1 s per factor for the 300 forwards
     lengths = torch.arange(1, 301)
     predicted = output_lengths(lengths, subsample)
     with torch.no_grad():
@@ -38,11 +43,12 @@ def test_output_length_formula_matches_the_actual_output_count(subsample):
             assert out_lengths.tolist() == [expected]
 
 
-@pytest.mark.parametrize("subsample", [1, 3, 4])
-def test_mixed_length_batch_gives_each_utterance_its_own_output(subsample):
+@pytest.mark.parametrize("front_end, subsample", [("stack", 1), ("stack", 3), ("stack", 4), ("conv", 2),
+                                                  ("conv", 4)])
+def test_mixed_length_batch_gives_each_utterance_its_own_output(front_end, subsample):
     """Outputs in a padded batch equal the outputs of each utterance run alone,
-    whatever the padding holds (packed sequences + masking before stacking)."""
-    model = _tiny_model(subsample)
+    whatever the padding holds (masking before stacking or before each convolution)."""
+    model = _tiny_model(subsample, front_end=front_end)
     generator = torch.Generator().manual_seed(0)
     lengths = [37, 1, 100, 64, 2, 99]
     singles = [torch.randn(n, N_MELS, generator=generator) for n in lengths]
@@ -70,6 +76,44 @@ def test_frame_stacking_concatenates_consecutive_frames_and_zero_pads_the_last_g
     assert stacked[1, 1].tolist() == [*x[1, 3:5].flatten().tolist(), 0, 0]  # frames 5, 6 are padding
 
 
+def test_conv_front_end_halves_time_and_frequency_per_layer():
+    conv = ConvSubsampling(layers=2, channels=5)
+    x, lengths = conv(torch.randn(2, 41, 80), torch.tensor([41, 9]))  # (batch, frames, mels)
+    assert x.shape == (2, 11, 5 * 20)  # ceil(41 / 4) steps of channels x ceil(80 / 4)
+    assert lengths.tolist() == [11, 3]
+    assert (x >= 0).all()  # each convolution is followed by ReLU
+
+
+def test_conv_front_end_sizes_come_from_the_config():
+    config = ModelConfig(n_mels=80, subsample=4, front_end="conv", conv_channels=32, hidden_size=16, num_layers=1)
+    assert CTCModel(config).lstm.input_size == 32 * 20
+    assert ModelConfig(n_mels=81, subsample=8, front_end="conv", conv_channels=2).lstm_input_size == 2 * 11
+
+
+@pytest.mark.parametrize("sizes, message", [({"front_end": "conv", "subsample": 3}, "power of 2"),
+                                            ({"front_end": "conv", "subsample": 1}, "power of 2"),
+                                            ({"hidden_size": 0}, "hidden_size"), ({"subsample": 0}, "subsample")])
+def test_impossible_network_sizes_are_config_errors(sizes, message):
+    with pytest.raises(ConfigError, match=message):
+        CTCModel(ModelConfig(**sizes))
+
+
+def test_a_checkpoint_without_front_end_fields_loads_with_frame_stacking(tmp_path):
+    """Checkpoints written before the conv front end existed store no front_end: they stack frames."""
+    model = _tiny_model(4)
+    tokenizer = CharTokenizer([BLANK, SPACE, "a", "b", "c", "d", "e"])  # the tiny model's 7 classes
+    checkpoint = make_checkpoint(model, FeatureConfig(n_mels=N_MELS), tokenizer)
+    for key in ("front_end", "conv_channels"):
+        del checkpoint["model_config"][key]
+    torch.save(checkpoint, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert isinstance(loaded.model.front_end, FrameStacking)
+    assert read_checkpoint(tmp_path / "old.pt")["model_state_dict"].keys() == model.state_dict().keys()
+    features, lengths = torch.randn(1, 17, N_MELS), torch.tensor([17])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(features, lengths)[0], model(features, lengths)[0])
+
+
 def test_model_returns_log_probabilities():
     model = _tiny_model(3)
     with torch.no_grad():
@@ -89,7 +133,7 @@ def test_lstm_input_size_comes_from_the_config():
 
 def _packed_forward(model: CTCModel, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The model as it was before dense_bilstm: the same weights run by nn.LSTM over a PackedSequence."""
-    x, out_lengths = model.stack(features, lengths)  # (batch, out_frames, mels * subsample)
+    x, out_lengths = model.front_end(features, lengths)  # (batch, out_frames, mels * subsample)
     packed = pack_padded_sequence(x, out_lengths, batch_first=True, enforce_sorted=False)
     x, _ = pad_packed_sequence(model.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
     return model.output(model.dropout(x)).log_softmax(dim=-1)  # (batch, out_frames, vocab)

@@ -1,0 +1,77 @@
+"""The floating-point precision training computes in (`train.precision`).
+
+    precision = pick_precision("auto", torch.device("cpu"))
+    precision.name, precision.reason        # "bfloat16", "the CPU has avx512_bf16"
+    with precision.autocast(): loss = ...   # the forward pass; backward follows the same casts
+
+"auto" is float16 autocast on CUDA (with a GradScaler), bfloat16 autocast on a CPU whose
+instructions include BF16 arithmetic (AMX or AVX512-BF16), and float32 elsewhere: without
+those instructions bfloat16 is emulated and slower than float32 (benchmarks/train_step.py
+measures both). "float32", "bfloat16" and "float16" force one. Autocast runs the matrix
+products (LSTM, linear) in the low precision; the parameters, the optimizer state and so
+every checkpoint stay float32, and the model's log-softmax and the CTC loss run in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from asr.config import ConfigError
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native BF16 arithmetic
+
+
+def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, ...]:
+    """The BF16 instruction flags this CPU reports (empty where it has none, or no /proc)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return tuple(flag for flag in CPU_BF16_FLAGS if flag in flags)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A resolved precision: what autocast runs in on `device_type`, and why it was chosen."""
+
+    name: str  # "float32" | "bfloat16" | "float16"
+    device_type: str  # "cpu" | "cuda"
+    reason: str  # for the log: "the CPU has avx512_bf16", "forced by train.precision", ...
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return getattr(torch, self.name)
+
+    @property
+    def needs_scaler(self) -> bool:
+        """float16 gradients underflow without loss scaling; bfloat16 has float32's range."""
+        return self.name == "float16"
+
+    def autocast(self):
+        """The context the forward pass runs in: autocast to `dtype`, or nothing for float32."""
+        if self.name == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+
+def pick_precision(setting: str, device: torch.device, flag: str = "train.precision") -> Precision:
+    """Resolve `setting` (one of PRECISIONS) for `device`; ConfigError for a combination that
+    cannot run (float16 autocast on a CPU)."""
+    if setting not in PRECISIONS:
+        raise ConfigError(f"{flag} must be one of {', '.join(PRECISIONS)}; got {setting!r}")
+    if setting == "float16" and device.type != "cuda":
+        raise ConfigError(f"{flag} float16 needs a CUDA device (on a CPU use bfloat16 or float32)")
+    if setting != "auto":
+        return Precision(setting, device.type, f"set by {flag}")
+    if device.type == "cuda":
+        return Precision("float16", "cuda", "CUDA device")
+    flags = cpu_bf16_flags()
+    if flags:
+        return Precision("bfloat16", device.type, f"the CPU has {', '.join(flags)}")
+    return Precision("float32", device.type, "the CPU has no BF16 instructions (amx_bf16, avx512_bf16)")
