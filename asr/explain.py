@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from asr.atomic import atomic_path
-from asr.audio import audio_info, load_audio
+from asr.audio import SAMPLE_RATE, audio_info, load_audio
 from asr.checkpoint import LoadedModel
 from asr.decode import Decoder, DecodingOptions, GreedyDecoder, Hypothesis, add_word_timings
 from asr.errors import AsrError
@@ -47,6 +47,7 @@ class Explanation:
     """What the model made of a stretch of audio: everything one picture shows."""
 
     start: float  # seconds in the file where the span starts
+    seconds: float  # length of the span
     features: torch.Tensor  # (frames, mels) normalized log-mel
     hop_seconds: float  # seconds per feature frame
     log_probs: torch.Tensor  # (out_frames, vocab) the network's output
@@ -55,10 +56,6 @@ class Explanation:
     greedy: Hypothesis  # best path, words timed in file seconds
     final: Hypothesis | None  # the model's default decoding when it is not greedy, words timed
     decoding: str  # how `final` was decoded, e.g. "beam 50 + LM lm.bin (weight 2)"
-
-    @property
-    def seconds(self) -> float:
-        return self.features.shape[0] * self.hop_seconds
 
 
 def describe(options: DecodingOptions) -> str:
@@ -85,7 +82,7 @@ def explain_audio(loaded: LoadedModel, audio: np.ndarray, decoder: Decoder, deco
     final = None
     if not isinstance(decoder, GreedyDecoder):
         final = add_word_timings(decoder.decode(log_probs, lengths)[0], log_probs[0], seconds, space, offset=start)
-    return Explanation(start, features, loaded.features.hop_ms / 1000, log_probs[0], seconds,
+    return Explanation(start, len(audio) / SAMPLE_RATE, features, loaded.features.hop_ms / 1000, log_probs[0], seconds,
                        list(loaded.tokenizer.vocab), greedy, final, decoding)
 
 
@@ -130,7 +127,7 @@ def make_figure(explanation: Explanation, title: str = ""):
 
     features = e.features.T.numpy()  # (mels, frames)
     mel_ax.imshow(features, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                  extent=(t0, t1, 0, features.shape[0]))
+                  extent=(t0, t0 + features.shape[1] * e.hop_seconds, 0, features.shape[0]))
     mel_ax.set(ylabel="mel bin", title="log-mel spectrogram (per-utterance CMVN): what the network hears")
 
     posteriors = e.log_probs.exp().T.numpy()  # (vocab, out_frames)
