@@ -123,12 +123,13 @@ def make_figure(explanation: Explanation, title: str = ""):
     t0, t1 = e.start, e.start + e.seconds
     fig = Figure(figsize=figure_size(e.seconds), layout="constrained")
     mel_ax, post_ax, word_ax = fig.subplots(3, 1, sharex=True, height_ratios=[2.2, 4.0, 1.8])
-    fig.suptitle(title or f"{e.start:.2f}-{t1:.2f} s", fontsize=11)
+    final = f"; final words: {e.decoding}" if e.final is not None else ""
+    fig.suptitle(f"{title or f'{e.start:.2f}-{t1:.2f} s'}{final}", fontsize=11)
 
     features = e.features.T.numpy()  # (mels, frames)
     mel_ax.imshow(features, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
                   extent=(t0, t0 + features.shape[1] * e.hop_seconds, 0, features.shape[0]))
-    mel_ax.set(ylabel="mel bin", title="log-mel spectrogram (per-utterance CMVN): what the network hears")
+    mel_ax.set(ylabel="mel bin", title="log-mel spectrogram, normalized: what the network hears")
 
     posteriors = e.log_probs.exp().T.numpy()  # (vocab, out_frames)
     frames = posteriors.shape[1]
@@ -142,12 +143,12 @@ def make_figure(explanation: Explanation, title: str = ""):
     labels = ["blank" if s == BLANK else "space" if s == SPACE else s for s in e.vocab]
     post_ax.set_yticks(range(len(e.vocab)), labels, fontsize=7)
     post_ax.set(ylabel="output symbol",
-                title=f"per-frame posteriors, a column every {1000 * e.frame_seconds:.0f} ms (blank in the top row)")
+                title=f"posteriors: a column every {1000 * e.frame_seconds:.0f} ms, blank on top")
     post_ax.legend(loc="lower right", fontsize=8)
     # one colour bar beside all three panels, so that they keep the same width and time axis
     fig.colorbar(image, ax=[mel_ax, post_ax, word_ax], label="posterior probability", shrink=0.5, pad=0.01)
 
-    rows = [("greedy", e.greedy)] + ([(e.decoding, e.final)] if e.final is not None else [])
+    rows = [("greedy", e.greedy)] + ([("final", e.final)] if e.final is not None else [])
     cmap = _confidence_colours()
     for y, (_, hyp) in enumerate(reversed(rows)):
         for i, word in enumerate(hyp.words):
