@@ -27,6 +27,7 @@ from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis
 from asr.errors import AsrError
 from asr.metrics import ErrorCounts, align_words, char_errors, format_alignment
+from asr.report import MAX_UTTERANCES, ReportInput, write_html_report
 from asr.text import normalize_text
 
 
@@ -99,7 +100,7 @@ def write_report(out_dir: str | Path, name: str, summary: dict, rows: list[dict]
 
 def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder, out_dir: str | Path, name: str,
              device: str = "cpu", num_workers: int = 1, report: str | Path | None = None,
-             report_utterances: int = 20, decoding: str = "") -> dict:
+             report_utterances: int = MAX_UTTERANCES, decoding: str = "") -> dict:
     """Decode, score and write the report files (and the HTML page at `report`, showing the
     `report_utterances` worst, their decoding named `decoding`). Returns the summary dict."""
     if not utterances:
@@ -110,8 +111,6 @@ def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder,
     summary, rows = score(utterances, hyps)
     write_report(out_dir, name, summary, rows)
     if report is not None:
-        from asr.report import ReportInput, write_html_report  # matplotlib: only when asked
-
-        write_html_report(report, ReportInput(name, summary, rows, utterances, loaded, decoder, decoding),
+        write_html_report(report, ReportInput(name, rows, utterances, loaded, decoder, decoding),
                           report_utterances)
     return summary

@@ -1,7 +1,7 @@
 """The evaluation report: one self-contained HTML page, `asr evaluate ... --report report.html`.
 
     summary, rows = score(utterances, hyps)                          # asr.evaluate
-    write_html_report("report.html", ReportInput(name, summary, rows, utterances, model, decoder, decoding))
+    write_html_report("report.html", ReportInput(name, rows, utterances, loaded, decoder, decoding))
 
 The page holds:
   * the summary: WER and CER with their substitutions, deletions and insertions;
@@ -47,8 +47,7 @@ class ReportInput:
     """What `asr evaluate` computed, and what the page needs to redo one utterance's picture."""
 
     name: str  # test set name
-    summary: dict  # asr.evaluate.score's summary
-    rows: list[dict]  # asr.evaluate.score's rows: id, ref, hyp, errors (ErrorCounts), aligned
+    rows: list[dict]  # asr.evaluate.score's rows: id, ref, hyp, ...
     utterances: list[Utterance]  # in the order of `rows`
     loaded: LoadedModel
     decoder: Decoder
@@ -60,7 +59,6 @@ class Scored:
     """One utterance's errors at both levels."""
 
     utt: Utterance
-    row: dict
     words: ErrorCounts
     word_pairs: list[tuple[str, str]]
     chars: ErrorCounts
@@ -77,7 +75,7 @@ def score_rows(rows: list[dict], utterances: list[Utterance]) -> list[Scored]:
     for utt, row in zip(utterances, rows):
         words, word_pairs = align_words(row["ref"], row["hyp"])
         chars, char_pairs = align_chars(row["ref"], row["hyp"])
-        scored.append(Scored(utt, row, words, word_pairs, chars, char_pairs))
+        scored.append(Scored(utt, words, word_pairs, chars, char_pairs))
     return scored
 
 
@@ -108,8 +106,10 @@ def confusions(pairs: list[list[tuple[str, str]]], top: int = TOP_CONFUSIONS) ->
 
 
 def worst(scored: list[Scored], limit: int) -> list[Scored]:
-    """The `limit` utterances with the highest WER, then the most word errors, then by id."""
-    return sorted(scored, key=lambda s: (-s.words.rate, -s.words.errors, s.utt.id))[:limit]
+    """The `limit` utterances with the highest WER, then the most word errors, then the highest CER,
+    then by id; only those with some error (a word or a character)."""
+    wrong = [s for s in scored if s.words.errors or s.chars.errors]
+    return sorted(wrong, key=lambda s: (-s.words.rate, -s.words.errors, -s.chars.rate, s.utt.id))[:limit]
 
 
 def utterance_media(report: ReportInput, utt: Utterance) -> tuple[bytes, bytes, float]:
@@ -117,8 +117,8 @@ def utterance_media(report: ReportInput, utt: Utterance) -> tuple[bytes, bytes, 
     MAX_SPAN_SECONDS at most. Runs the model on it again (a few tens of ms for a short utterance)."""
     seconds = min(utt.duration, MAX_SPAN_SECONDS)
     audio = load_audio(utt.audio_path, utt.offset, seconds)  # (samples,)
-    explanation = explain_audio(report.loaded, audio, report.decoder, report.decoding)
-    picture = png_bytes(explanation, title=f"{utt.id}: {report.decoding}", dpi=PICTURE_DPI)
+    explanation = explain_audio(report.loaded, audio, report.decoder, report.decoding, start=utt.offset)
+    picture = png_bytes(explanation, title=utt.id, dpi=PICTURE_DPI)
     return picture, encode_audio(audio), seconds
 
 
@@ -156,10 +156,13 @@ def _counts_cells(counts: ErrorCounts) -> list[str]:
             str(counts.reference_length)]
 
 
-def _groups_html(scored: list[Scored], key: Callable[[Scored], str]) -> str:
+def _groups_html(scored: list[Scored], key: Callable[[Scored], str], worst_first: bool = False) -> str:
+    """A table of group_table's rows: in order of first appearance, or highest WER first."""
+    groups = group_table(scored, key)
+    if worst_first:
+        groups.sort(key=lambda g: (-g[2].rate, -g[3].rate, g[0]))
     return _table(["", "utterances", "WER", "CER", "words"],
-                  [[html.escape(g), str(n), rate(w), rate(c), str(w.reference_length)]
-                   for g, n, w, c in group_table(scored, key)])
+                  [[html.escape(g), str(n), rate(w), rate(c), str(w.reference_length)] for g, n, w, c in groups])
 
 
 def _show(token: str) -> str:
@@ -188,15 +191,16 @@ def render_html(report: ReportInput, scored: list[Scored], shown: list[tuple[Sco
     chars = sum((s.chars for s in scored), ErrorCounts())
     head = ["", "error rate", "substitutions", "deletions", "insertions", "reference length"]
     summary = _table(head, [["words (WER)", *_counts_cells(words)], ["characters (CER)", *_counts_cells(chars)]])
-    by_speaker = _groups_html(scored, lambda s: s.utt.speaker or "-")
+    by_speaker = _groups_html(scored, lambda s: s.utt.speaker or "-", worst_first=True)
     by_duration = _groups_html(sorted(scored, key=lambda s: s.utt.duration), lambda s: duration_bucket(s.utt.duration))
     confusion_head = ["reference", "hypothesis", "count"]
     word_confusions = _table(confusion_head, [[_show(r), _show(h), str(n)]
                                               for r, h, n in confusions([s.word_pairs for s in scored])])
     char_confusions = _table(confusion_head, [[_show(r), _show(h), str(n)]
                                               for r, h, n in confusions([s.char_pairs for s in scored])])
-    cap = (f"The {len(shown)} worst of {len(scored)} utterances (highest WER first); the page shows at most "
-           f"{limit} (--report-utterances).")
+    wrong = sum(1 for s in scored if s.words.errors or s.chars.errors)
+    cap = (f"{wrong} of {len(scored)} utterances have errors; here are the {len(shown)} worst (highest WER "
+           f"first): the page shows at most {limit} (--report-utterances).")
     blocks = []
     for s, picture, audio, seconds in shown:
         clipped = f" (first {seconds:g} s of {s.utt.duration:g} s)" if seconds < s.utt.duration else ""
