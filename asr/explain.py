@@ -76,14 +76,15 @@ def explain_audio(loaded: LoadedModel, audio: np.ndarray, decoder: Decoder, deco
     log_probs, lengths = loaded.model(features[None].to(device), torch.tensor([features.shape[0]], device=device))
     log_probs = log_probs.float().cpu()[:, : int(lengths[0])]  # (1, out_frames, vocab)
     lengths = lengths.cpu()
-    space, seconds = loaded.tokenizer.space_id, loaded.frame_seconds
-    greedy = add_word_timings(GreedyDecoder(loaded.tokenizer).decode(log_probs, lengths)[0], log_probs[0], seconds,
-                              space, offset=start)
-    final = None
-    if not isinstance(decoder, GreedyDecoder):
-        final = add_word_timings(decoder.decode(log_probs, lengths)[0], log_probs[0], seconds, space, offset=start)
-    return Explanation(start, len(audio) / SAMPLE_RATE, features, loaded.features.hop_ms / 1000, log_probs[0], seconds,
-                       list(loaded.tokenizer.vocab), greedy, final, decoding)
+    space, frame_seconds = loaded.tokenizer.space_id, loaded.frame_seconds
+
+    def timed(hyp: Hypothesis) -> Hypothesis:
+        return add_word_timings(hyp, log_probs[0], frame_seconds, space, offset=start)
+
+    greedy = timed(GreedyDecoder(loaded.tokenizer).decode(log_probs, lengths)[0])
+    final = None if isinstance(decoder, GreedyDecoder) else timed(decoder.decode(log_probs, lengths)[0])
+    return Explanation(start, len(audio) / SAMPLE_RATE, features, loaded.features.hop_ms / 1000, log_probs[0],
+                       frame_seconds, list(loaded.tokenizer.vocab), greedy, final, decoding)
 
 
 def file_span(path: str | os.PathLike, start: float | None, end: float | None) -> tuple[float, float]:

@@ -141,3 +141,24 @@ def test_unreadable_audio_is_one_error_line(tiny_checkpoint, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tiny_checkpoint), "--manifest", str(manifest), "--jobs", "0",
                  "--report", str(tmp_path / "r.html")]) == 1
     _one_error_line(capsys.readouterr().err, "bad.wav", "not a readable audio file")
+
+
+def test_a_negative_cap_is_one_error_line(tiny_checkpoint, speech_manifest, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--manifest", str(speech_manifest), "--out-dir",
+                 str(tmp_path), "--report", str(tmp_path / "r.html"), "--report-utterances", "-1"]) == 1
+    _one_error_line(capsys.readouterr().err, "--report-utterances must be 0 or more")
+
+
+def test_an_utterance_inside_a_longer_file_is_cut_out(tiny_checkpoint, speech_dir):
+    """Manifests may point at a stretch of a recording (offset): its audio and picture are that stretch."""
+    from asr.checkpoint import load_model
+    from asr.decode import GreedyDecoder
+    from asr.report import ReportInput, utterance_media
+
+    loaded = load_model(tiny_checkpoint)
+    utt = Utterance("part", str(speech_dir / "utt0.wav"), 0.8, "the cat", "espeak", offset=0.5)
+    picture, audio, seconds = utterance_media(ReportInput("t", [], [utt], loaded, GreedyDecoder(loaded.tokenizer),
+                                                          "greedy"), utt)
+    decoded, rate = sf.read(io.BytesIO(audio))
+    assert seconds == 0.8 and abs(len(decoded) / rate - 0.8) < 0.03
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n"
