@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The commands of docs/tutorial.md ("From log-mel to words"), in order, as stages.
 #
-#   docs/tutorial/run.sh                  # everything: ~5 minutes on a laptop CPU
+#   docs/tutorial/run.sh                  # everything (603 s on a shared 2-core machine: docs/tutorial.md)
 #   STAGE=4 docs/tutorial/run.sh          # only the pictures and the report again (stages 4-6)
 #   STEPS=12 COUNT=24 DEV_COUNT=4 WORK=/tmp/t PICTURES=/tmp/t docs/tutorial/run.sh   # tests/test_tutorial.py
 #
