@@ -8,8 +8,10 @@
     asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
     asr plot EXP_DIR... [--out FILE]          training curves of one or several runs in one PNG
     asr evaluate --model CKPT --manifest M [--out-dir D] [--decoder beam --lm LM --lexicon LEX ...]
+        [--report report.html [--report-utterances N]]   one self-contained HTML page of the errors
     asr transcribe FILE_OR_FOLDER... [--model CKPT] [--format txt,jsonl,srt,vtt|all]   (default model: bundled)
         [--output F | --output-dir D] [--resume]   a line per file in F, or a file per input and format in D
+    asr explain FILE [--model CKPT] --out FILE.png [--start S --end E]   picture of one file's decoding
     asr demo [--model CKPT]                   transcribe self-made sample speech, print WER
     asr export CKPT [--lm LM] [--decoding KEY=VALUE ...]   make CKPT the bundled model
     asr lm build --text CORPUS... --order N --out DIR [--unit word|char] [--vocab-size N]   n-gram LM + lexicon
@@ -164,17 +166,21 @@ def cmd_evaluate(args) -> int:
     from asr.data.manifest import read_manifest
     from asr.decode import make_decoder
     from asr.evaluate import evaluate
+    from asr.explain import describe
     from asr.threads import set_threads
 
     set_threads(args.threads)
     loaded = load_model(args.model, args.device)
     utterances = read_manifest(args.manifest)
     name = Path(args.manifest).name.removesuffix(".jsonl")
-    decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
+    options = decoding_options(args, loaded)
+    decoder = make_decoder(options, loaded.tokenizer)
     out_dir = args.out_dir or str(Path(args.model).parent / "decode")
-    summary = evaluate(loaded, utterances, decoder, out_dir, name, device=args.device, num_workers=args.jobs)
+    summary = evaluate(loaded, utterances, decoder, out_dir, name, device=args.device, num_workers=args.jobs,
+                       report=args.report, report_utterances=args.report_utterances, decoding=describe(options))
+    report = f"; report {args.report}" if args.report else ""
     print(f"{name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  ({summary['utterances']} utterances, "
-          f"{summary['words']} words); details in {out_dir}")
+          f"{summary['words']} words); details in {out_dir}{report}")
     return 0
 
 
@@ -222,6 +228,26 @@ def cmd_transcribe(args) -> int:
     failures = transcribe_many(loaded, paths, decoder, formats, options=options, output=args.output,
                                output_dir=args.output_dir, names=names, resume=args.resume)
     return 1 if failures else 0
+
+
+def cmd_explain(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.decode import make_decoder
+    from asr.explain import describe, draw, explain_file
+    from asr.pretrained import default_model_path
+    from asr.threads import set_threads
+
+    set_threads(args.threads)
+    loaded = load_model(args.model or default_model_path())
+    options = decoding_options(args, loaded)
+    explanation = explain_file(loaded, args.file, make_decoder(options, loaded.tokenizer), describe(options),
+                               args.start, args.end)
+    end = explanation.start + explanation.seconds
+    draw(explanation, args.out, title=f"{Path(args.file).name}, {explanation.start:.2f}-{end:.2f} s: "
+                                      f"{Path(loaded.path).name}")
+    final = explanation.final or explanation.greedy
+    print(f"wrote {args.out} ({explanation.start:.2f}-{end:.2f} s, {explanation.decoding}): {final.text}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -429,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint file")
     p.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
     p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: MODEL's folder/decode)")
+    p.add_argument("--report", metavar="FILE.html", help="also write one self-contained HTML page: tables, "
+                                                          "confusions, the worst utterances with audio and pictures")
+    p.add_argument("--report-utterances", type=int, default=20, metavar="N", help="worst utterances the page shows")
     add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
@@ -451,6 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(p, "asr.transcribe:TranscribeOptions", only=("batch_segments", "jobs"))
     _add_threads_flag(p)
     p.set_defaults(func=cmd_transcribe)
+
+    p = command(sub, "explain", "draw one file's decoding: log-mel, per-frame posteriors, greedy path, timed words")
+    p.add_argument("file", help="audio file")
+    p.add_argument("--model", help="checkpoint to use (default: the bundled model)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--start", type=float, help="seconds: draw from here (default: the file's start)")
+    p.add_argument("--end", type=float, help="seconds: draw up to here (default: the file's end; at most 60 s)")
+    add_flags(p, "asr.decode:DecodingOptions", default_note="from the model")
+    _add_threads_flag(p)
+    p.set_defaults(func=cmd_explain)
 
     p = command(sub, "demo", "transcribe sentences synthesized with espeak-ng and print the WER")
     p.add_argument("--model", help="checkpoint to use (default: the bundled model)")

@@ -8,6 +8,7 @@
 name without .jsonl):
     recogs-NAME.txt        one block per utterance: id, ref, hyp, errors, aligned
     wer-summary-NAME.json  one line: {"set", "wer", "cer", "utterances", ...}
+and, when asked (`report=PATH`), one self-contained HTML page of the errors (asr.report).
 Training's dev evaluation and `asr tune` use the same functions.
 """
 
@@ -24,8 +25,14 @@ from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
 from asr.data.manifest import Utterance
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis
+from asr.errors import AsrError
 from asr.metrics import ErrorCounts, align_words, char_errors, format_alignment
+from asr.report import MAX_UTTERANCES, ReportInput, write_html_report
 from asr.text import normalize_text
+
+
+class EvaluateError(AsrError):
+    """Nothing to evaluate, or a report option out of range."""
 
 
 @torch.no_grad()
@@ -92,9 +99,18 @@ def write_report(out_dir: str | Path, name: str, summary: dict, rows: list[dict]
 
 
 def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder, out_dir: str | Path, name: str,
-             device: str = "cpu", num_workers: int = 1) -> dict:
-    """Decode, score and write the report files. Returns the summary dict."""
+             device: str = "cpu", num_workers: int = 1, report: str | Path | None = None,
+             report_utterances: int = MAX_UTTERANCES, decoding: str = "") -> dict:
+    """Decode, score and write the report files (and the HTML page at `report`, showing the
+    `report_utterances` worst, their decoding named `decoding`). Returns the summary dict."""
+    if not utterances:
+        raise EvaluateError(f"{name}: the manifest holds no utterances")
+    if report_utterances < 0:
+        raise EvaluateError(f"--report-utterances must be 0 or more, got {report_utterances}")
     hyps = decode_utterances(loaded, utterances, decoder, device=device, num_workers=num_workers)
     summary, rows = score(utterances, hyps)
     write_report(out_dir, name, summary, rows)
+    if report is not None:
+        write_html_report(report, ReportInput(name, rows, utterances, loaded, decoder, decoding),
+                          report_utterances)
     return summary

@@ -49,7 +49,12 @@ def align_words(ref: str, hyp: str) -> tuple[ErrorCounts, list[tuple[str, str]]]
 
 def char_errors(ref: str, hyp: str) -> ErrorCounts:
     """Character errors over the text with single spaces (spaces count as characters)."""
-    return _counts_and_pairs(jiwer.process_characters(" ".join(ref.split()), " ".join(hyp.split())))[0]
+    return align_chars(ref, hyp)[0]
+
+
+def align_chars(ref: str, hyp: str) -> tuple[ErrorCounts, list[tuple[str, str]]]:
+    """Character errors (as `char_errors`) and the aligned character pairs (ref|'*', hyp|'*')."""
+    return _counts_and_pairs(jiwer.process_characters(" ".join(ref.split()), " ".join(hyp.split())))
 
 
 def _counts_and_pairs(output: jiwer.WordOutput | jiwer.CharacterOutput) -> tuple[ErrorCounts, list[tuple[str, str]]]:

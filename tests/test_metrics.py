@@ -11,7 +11,7 @@ import pytest
 from asr.data.manifest import Utterance
 from asr.decode import Hypothesis
 from asr.evaluate import score
-from asr.metrics import ErrorCounts, align_words, char_errors, format_alignment
+from asr.metrics import ErrorCounts, align_chars, align_words, char_errors, format_alignment
 
 WORDS = "the a cat sat on mat dog ran in park we call it bear she sells sea shells red door".split()
 
@@ -123,3 +123,11 @@ def test_empty_sides():
 
 def test_char_errors_ignore_extra_spaces():
     assert char_errors("the  cat ", " the cat") == ErrorCounts(reference_length=7)
+
+
+def test_char_alignment_spells_out_both_texts():
+    counts, pairs = align_chars("the cat", "a cart")
+    assert counts == char_errors("the cat", "a cart")
+    assert "".join(r for r, _ in pairs if r != "*") == "the cat"
+    assert "".join(h for _, h in pairs if h != "*") == "a cart"
+    assert sum("*" != r != h != "*" for r, h in pairs) == counts.substitutions
