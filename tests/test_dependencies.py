@@ -14,11 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import tomllib
 from conftest import ONE_THREAD_ENV
 from packaging.requirements import Requirement
 
 from asr.audio import SAMPLE_RATE
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
