@@ -106,7 +106,8 @@ def cmd_prepare_text(args) -> int:
         print(prepare_text(args.text_dir, pinned))
     elif args.dry_run:  # the URLs a download would fetch now, one a line
         urls = text_urls(args.mirror, pinned)
-        print("\n".join(urls[p.path] for p in missing_files(Path(args.root) / "text", pinned)))
+        for p in missing_files(Path(args.root) / "text", pinned):
+            print(urls[p.path])
     else:
         print(download_text(args.root, args.mirror, pinned))
     return 0
