@@ -61,15 +61,16 @@ demo: install
 	$(BIN)/python -m asr demo
 
 # Every benchmark prints its figures (benchmarks/README.md holds a run's table). The
-# speechocean762 manifests are made from $(SPEECHOCEAN762) when missing; the peer
-# recognizers install into their own git-ignored venv on first use. features.py runs
-# with numpy's best BLAS kernel, so librosa is not handicapped (see benchmarks/README.md).
-SPEECHOCEAN762 ?= ../shared/data/speechocean762
+# speechocean762 manifests are made when missing, from a copy if SPEECHOCEAN762 names one
+# (make bench SPEECHOCEAN762=DIR), else from OpenSLR's archive, downloaded into the recipe's
+# downloads/; the peer recognizers install into their own git-ignored venv on first use.
+# features.py runs with numpy's best BLAS kernel, so librosa is not handicapped (see benchmarks/README.md).
 BENCH_DATA := recipes/speechocean762/data
+BENCH_SOURCE = $(if $(SPEECHOCEAN762),--corpus-dir $(SPEECHOCEAN762),--root recipes/speechocean762/downloads)
 
 bench: install
 	@test -f $(BENCH_DATA)/train.jsonl -a -f $(BENCH_DATA)/dev.jsonl || \
-		$(BIN)/asr prepare speechocean762 --corpus-dir $(SPEECHOCEAN762) --manifest-dir $(BENCH_DATA)
+		$(BIN)/asr prepare speechocean762 $(BENCH_SOURCE) --manifest-dir $(BENCH_DATA)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/transcribe.py

@@ -3,6 +3,7 @@
     asr prepare kaldi|librispeech-dir|folder SRC OUT.jsonl   build a manifest
     asr prepare speechocean762 --root DIR | --corpus-dir DIR [--manifest-dir D] [--mirror URL]
     asr prepare librispeech --subsets S... --root DIR [--mirror URL]   download + one manifest per subset
+    asr prepare text --root DIR [--mirror URL] [--dry-run] | --text-dir DIR   fetch or check the LM text
     asr synth --prompts TRAIN.jsonl [--prompts TEXT_DIR:0.5] --out-dir D --manifest OUT.jsonl --count N
     asr train --config conf.yaml --exp-dir EXP [--train.lr 1e-3 ...]   (several GPUs: torchrun ... -m asr train)
     asr average --exp-dir EXP --last N|--best N   average epoch checkpoints
@@ -96,6 +97,21 @@ def cmd_prepare_speechocean762(args) -> int:
     manifest_dir = Path(args.manifest_dir or Path(args.root) / "manifests")
     for name, utterances in prepare_speechocean762(corpus, manifest_dir, jobs=args.jobs).items():
         print(f"{manifest_dir / name}.jsonl: {_amount(utterances)}")
+    return 0
+
+
+def cmd_prepare_text(args) -> int:
+    from asr.corpora.lmtext import download_text, missing_files, prepare_text, read_pinned, text_urls
+
+    pinned = read_pinned(args.pinned) if args.pinned else read_pinned()
+    if args.text_dir:
+        print(prepare_text(args.text_dir, pinned))
+    elif args.dry_run:  # the URLs a download would fetch now, one a line
+        urls = text_urls(args.mirror, pinned)
+        for p in missing_files(Path(args.root) / "text", pinned):
+            print(urls[p.path])
+    else:
+        print(download_text(args.root, args.mirror, pinned))
     return 0
 
 
@@ -408,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--md5", help="MD5 of the mirror's archive (default: check the OpenSLR archive's size)")
     _add_corpus_download_flags(q)
     q.set_defaults(func=cmd_prepare_speechocean762)
+    q = command(layouts, "text", "fetch the LM text (Gutenberg books, Common Voice sentences) or check a copy")
+    source = q.add_mutually_exclusive_group(required=True)
+    source.add_argument("--root", help="fetch into ROOT/text (resumable; each file checked against its SHA-256)")
+    source.add_argument("--text-dir", help="check this copy instead (every pinned file, unchanged), no download")
+    q.add_argument("--mirror", help="URL of a copy in the pinned layout (file:// works too)")
+    q.add_argument("--pinned", help="list of PATH, BYTES, SHA256 replacing the bundled one (for private mirrors)")
+    q.add_argument("--dry-run", action="store_true", help="print the URLs it would fetch, fetch nothing")
+    q.set_defaults(func=cmd_prepare_text)
 
     p = command(sub, "synth", "synthesize extra training speech (espeak-ng, flite, festival, piper)")
     p.add_argument("--prompts", action="append", default=[], metavar="PATH[:WEIGHT]",

@@ -145,7 +145,7 @@ class BeamSearchDecoder(Decoder):
     """flashlight-text CTC beam search, optionally lexicon-constrained and with a KenLM n-gram."""
 
     def __init__(self, options: DecodingOptions, tokenizer: CharTokenizer):
-        require("flashlight.lib.text.decoder", "beam", "beam search",
+        require("flashlight.lib.text.decoder", "flashlight-text", "beam search",
                 hint="greedy decoding (--decoder greedy) does not")
         from torchaudio.models.decoder import ctc_decoder
 

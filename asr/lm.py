@@ -1,6 +1,6 @@
 """n-gram language models and lexicons for the beam decoder.
 
-    asr lm build --text ../shared/data/text --in-domain data/train.jsonl --exclude data/dev.jsonl \\
+    asr lm build --text downloads/text --in-domain data/train.jsonl --exclude data/dev.jsonl \\
         --order 3 --vocab-size 100000 --prune 0,1,2 --out lm/          -> lm/lm.bin, lm/lm.arpa, lm/lexicon.txt
     asr lm build --text corpus.txt --order 6 --unit char --out lm_char/   -> lm_char/lm.bin, lm_char/lm.arpa
     asr lm download librispeech --out lm/librispeech                 -> the OpenSLR 11 LM + a lexicon

@@ -3,12 +3,12 @@
     from asr.textcorpus import iter_sentences, sample_sentences
 
     dev = set(iter_sentences(["recipes/speechocean762/data/dev.jsonl"], deduplicate=False))
-    for sentence in iter_sentences(["../shared/data/text"], min_words=3, max_words=25, exclude=dev):
+    for sentence in iter_sentences(["downloads/text"], min_words=3, max_words=25, exclude=dev):
         ...                                   # "it was the best of times"
-    prompts = sample_sentences(["../shared/data/text"], 5000, seed=0, min_words=3, max_words=25, exclude=dev)
+    prompts = sample_sentences(["downloads/text"], 5000, seed=0, min_words=3, max_words=25, exclude=dev)
 
 A source is a file or a folder:
-* `.txt` / `.txt.gz` (UTF-8): one paragraph per line, as in the shared Gutenberg
+* `.txt` / `.txt.gz` (UTF-8): one paragraph per line, as in the LM text's Gutenberg
   books (a corpus with one sentence per line reads the same way). Square-bracket
   notes ("[Illustration: ...]", "[Footnote 3: ...]", "[5]") are removed, headings
   ("CHAPTER XII. THE RETURN", "IV.", "PREFACE") are dropped (`is_heading`), and each

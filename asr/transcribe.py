@@ -57,7 +57,7 @@ from asr.config import ConfigError
 from asr.decode import Decoder, Hypothesis, add_word_timings, make_decoder
 from asr.errors import AsrError
 from asr.features import LogMel
-from asr.vad import VAD_EXTRA, SegmentOptions, VadUnavailable, load_vad, speech_segments
+from asr.vad import VAD_INSTALL, SegmentOptions, VadUnavailable, load_vad, speech_segments
 
 FORMATS = ("txt", "jsonl", "srt", "vtt")
 LINE_FORMATS = ("txt", "jsonl")  # formats that `output=FILE` can append to, one line per file
@@ -119,7 +119,7 @@ def plan_segments(recording: Recording, vad, options: SegmentOptions,
     if vad is not None:
         return list(speech_segments(recording.blocks(), vad, options))
     if recording.duration > options.max_segment_seconds:
-        why = f"silero-vad is not installed ({VAD_EXTRA})" if vad_missing else "--vad none was given"
+        why = f"silero-vad is not installed ({VAD_INSTALL})" if vad_missing else "--vad none was given"
         raise AudioError(recording.path or "<waveform>",
                          f"{recording.duration:.0f} s is longer than a segment may be "
                          f"({options.max_segment_seconds:g} s) and cannot be cut at pauses: {why}")

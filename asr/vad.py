@@ -39,7 +39,7 @@ from asr.audio import SAMPLE_RATE
 from asr.config import ConfigError
 from asr.errors import AsrError
 
-VAD_EXTRA = "pip install 'asr[vad]'"  # what installs silero-vad and onnxruntime
+VAD_INSTALL = "pip install silero-vad onnxruntime"  # core dependencies; missing only after pip install --no-deps
 HYSTERESIS = 0.15  # speech ends below threshold - HYSTERESIS (silero's default)
 
 
@@ -113,7 +113,7 @@ def _silero_session():
         import onnxruntime
         import silero_vad
     except ImportError as err:
-        raise VadUnavailable(f"the silero VAD needs {err.name}: {VAD_EXTRA}") from None
+        raise VadUnavailable(f"the silero VAD needs {err.name}: {VAD_INSTALL}") from None
     options = onnxruntime.SessionOptions()
     options.inter_op_num_threads = options.intra_op_num_threads = 1  # the model is tiny; threads only cost
     path = resources.files(silero_vad).joinpath("data", SileroVAD.MODEL)

@@ -1,5 +1,6 @@
-"""Optional dependencies: greedy transcription runs without the `beam` extra, and each
-feature that needs a missing extra says which one in a single `error:` line."""
+"""Optional dependencies: greedy transcription runs without flashlight-text (a core dependency
+that an install with --no-deps can lack), and each feature that needs a missing package says what
+to install in a single `error:` line."""
 
 from __future__ import annotations
 
@@ -23,19 +24,19 @@ def _uninstall(monkeypatch, package: str) -> None:
         monkeypatch.setitem(sys.modules, name, None)
 
 
-def test_require_names_the_extra(monkeypatch):
-    assert require("json", "beam", "anything").dumps([1]) == "[1]"
+def test_require_names_what_to_install(monkeypatch):
+    assert require("json", "flashlight-text", "anything").dumps([1]) == "[1]"
     _uninstall(monkeypatch, "flashlight")
     with pytest.raises(MissingExtraError) as info:
         make_decoder(DecodingOptions(decoder="beam"), CharTokenizer())
-    assert str(info.value).startswith("beam search needs pip install 'asr[beam]' (")
+    assert str(info.value).startswith("beam search needs pip install flashlight-text (")
     assert "flashlight" in str(info.value) and "--decoder greedy" in str(info.value)
 
 
 @pytest.mark.slow
-def test_greedy_transcription_runs_without_the_beam_extra(speech_dir):
+def test_greedy_transcription_runs_without_flashlight_text(speech_dir):
     """A fresh interpreter where flashlight-text cannot be imported: the bundled
-    model transcribes greedily; its stored default, beam search, is one error line naming the extra."""
+    model transcribes greedily; its stored default, beam search, is one error line naming the package."""
     wav = str(speech_dir / "utt0.wav")
     run = [sys.executable, "-c", f"{WITHOUT_BEAM}; from asr.cli import main; sys.exit(main(sys.argv[1:]))",
            "transcribe", wav]
@@ -47,4 +48,4 @@ def test_greedy_transcription_runs_without_the_beam_extra(speech_dir):
     assert beam.returncode == 1 and beam.stdout == ""
     errors = [line for line in beam.stderr.splitlines() if line.startswith("error:")]
     assert errors == [line for line in beam.stderr.splitlines() if line.strip()][-1:]
-    assert errors[0].startswith("error: beam search needs pip install 'asr[beam]' (")
+    assert errors[0].startswith("error: beam search needs pip install flashlight-text (")

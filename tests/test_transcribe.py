@@ -37,7 +37,7 @@ from asr.features import FeatureConfig, LogMel
 from asr.model import ModelConfig, output_lengths
 from asr.text import SPACE, CharTokenizer
 from asr.transcribe import Recording, TranscribeOptions, iter_transcripts, plan_segments
-from asr.vad import Region, SegmentOptions, VadUnavailable, group_regions, load_vad, speech_regions
+from asr.vad import VAD_INSTALL, Region, SegmentOptions, VadUnavailable, group_regions, load_vad, speech_regions
 
 TOKENIZER = CharTokenizer()
 LETTERS = "abdeghiklmnorst"  # 15 letters + space: one mel band each, 5 bands apart
@@ -254,7 +254,7 @@ def test_without_a_vad_a_short_file_is_decoded_exactly_as_evaluate_does(tiny_che
 def test_without_silero_short_files_work_and_long_ones_say_what_to_install(tiny_checkpoint, speech_dir,
                                                                          sentences_with_pauses, monkeypatch):
     def missing(name):
-        raise VadUnavailable("the silero VAD needs onnxruntime: pip install 'asr[vad]'")
+        raise VadUnavailable(f"the silero VAD needs onnxruntime: {VAD_INSTALL}")
 
     monkeypatch.setattr(transcribe, "load_vad", missing)
     loaded = load_model(tiny_checkpoint)
@@ -263,7 +263,7 @@ def test_without_silero_short_files_work_and_long_ones_say_what_to_install(tiny_
     results = dict(iter_transcripts(loaded, [short, long], GreedyDecoder(loaded.tokenizer)))
     assert isinstance(results[short], Hypothesis)
     assert isinstance(results[long], AudioError)
-    assert "pip install 'asr[vad]'" in str(results[long]) and str(results[long]).startswith(str(long))
+    assert "pip install silero-vad onnxruntime" in str(results[long]) and str(results[long]).startswith(str(long))
 
 
 def test_a_file_failing_midway_is_one_error_in_its_place(tiny_checkpoint, sentences_with_pauses, speech_dir,

@@ -1,6 +1,7 @@
-"""Fetch and unpack corpus archives: resumable download, MD5 check, safe extraction.
+"""Fetch and unpack corpus archives: resumable download, MD5 or SHA-256 check, safe extraction.
 
     download_and_extract(url, md5, dest)    all three, skipping whatever is already done
+    download_file(url, path, sha256=...)    one file, resumed and verified (no extraction)
 
 What each step leaves behind (NAME is the archive's file name from the URL):
     ARCHIVE_DIR/NAME.part   a download in progress; the next call resumes it with an
@@ -78,34 +79,38 @@ def download_and_extract(url: str, md5: str | None, dest: str | os.PathLike,
     return dest
 
 
-def download_file(url: str, path: str | os.PathLike, md5: str | None = None) -> Path:
+def download_file(url: str, path: str | os.PathLike, md5: str | None = None, *, sha256: str | None = None,
+                  progress: bool = True) -> Path:
     """Download `url` to `path`, resuming `path`.part if an earlier attempt was cut off.
 
-    `path` appears only once the whole file is there and, when `md5` is given, matches
-    it. An existing `path` is kept (after checking it against `md5`, if given).
+    `path` appears only once the whole file is there and, when `md5` or `sha256` is given,
+    matches it. An existing `path` is kept (after checking it, if a checksum is given).
+    `progress=False` hides the per-file bars (for callers fetching many small files).
     """
     path = Path(path)
+    algorithm, expected = ("sha256", sha256) if sha256 else ("md5", md5)
     if path.is_file():
-        actual = file_md5(path) if md5 else None
-        if actual != md5:
-            raise DownloadError(f"{path}: MD5 is {actual}, expected {md5}; delete the file to download it again")
+        actual = file_digest(path, algorithm, progress) if expected else None
+        if actual != expected:
+            raise DownloadError(f"{path}: {algorithm.upper()} is {actual}, expected {expected}; "
+                                "delete the file to download it again")
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    _fetch(url, part)
-    actual = file_md5(part) if md5 else None
-    if actual != md5:
+    _fetch(url, part, progress)
+    actual = file_digest(part, algorithm, progress) if expected else None
+    if actual != expected:
         part.unlink()  # resuming cannot repair it: start afresh next time
-        raise DownloadError(f"{url}: checksum mismatch (MD5 {actual}, expected {md5}); "
+        raise DownloadError(f"{url}: checksum mismatch ({algorithm.upper()} {actual}, expected {expected}); "
                             "the download was deleted, run again to fetch it afresh")
     os.replace(part, path)
     return path
 
 
-def file_md5(path: str | os.PathLike) -> str:
-    """Hex MD5 of a file, read in chunks (with a progress bar: archives can be 30 GB)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f, _bar(os.path.getsize(path), f"verify {Path(path).name}") as bar:
+def file_digest(path: str | os.PathLike, algorithm: str = "md5", progress: bool = True) -> str:
+    """Hex digest ("md5" or "sha256") of a file, read in chunks (with a progress bar: archives can be 30 GB)."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as f, _bar(os.path.getsize(path), f"verify {Path(path).name}", show=progress) as bar:
         while chunk := f.read(CHUNK_BYTES):
             digest.update(chunk)
             bar.update(len(chunk))
@@ -128,7 +133,7 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> None:
                             "delete it to download it again") from None
 
 
-def _fetch(url: str, part: Path) -> None:
+def _fetch(url: str, part: Path, progress: bool = True) -> None:
     """Append the rest of `url` to `part` (all of it if the server ignores Range)."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
@@ -145,7 +150,8 @@ def _fetch(url: str, part: Path) -> None:
             offset = 0  # the server sent the whole file
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length else None
-        with open(part, "ab" if offset else "wb") as f, _bar(total, f"download {part.name[:-5]}", offset) as bar:
+        bar = _bar(total, f"download {part.name[:-5]}", offset, show=progress)
+        with open(part, "ab" if offset else "wb") as f, bar:
             while True:
                 try:
                     chunk = response.read(CHUNK_BYTES)
@@ -188,6 +194,6 @@ def _extract_zip(archive: Path, dest: Path) -> None:
             zf.extract(info, dest)
 
 
-def _bar(total: int | None, desc: str, initial: int = 0) -> tqdm:
+def _bar(total: int | None, desc: str, initial: int = 0, show: bool = True) -> tqdm:
     return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=None, file=sys.stderr)
+                disable=None if show else True, file=sys.stderr)

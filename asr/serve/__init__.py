@@ -66,7 +66,7 @@ class ServeConfig:
 def require_extra() -> None:
     """Raise MissingExtraError naming `asr[serve]` if FastAPI, uvicorn or python-multipart is missing."""
     for module in EXTRA_MODULES:
-        require(module, "serve", "asr serve")
+        require(module, "'asr[serve]'", "asr serve")
 
 
 def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # speechocean762 recipe: prepare -> train -> evaluate, in stages.
 #
-#   ./run.sh                                                # all stages, downloading the corpus first
+#   ./run.sh                                                # all stages, downloading the corpora first
 #   ./run.sh --data-dir /path/to/speechocean762            # all stages from a copy on disk
 #   ./run.sh --data-dir ... --stage 2 --stop-stage 2        # train only (resumes if killed)
+#   ./run.sh --dry-run                                      # list the URLs stage 0 would fetch, fetch nothing
 #
 # Stages:
 #   0  download the corpus from OpenSLR (resource 101, ~500 MB)  -> downloads/speechocean762/
 #      (skipped with --data-dir; --mirror URL stands for https://www.openslr.org/resources)
+#      and the LM text, 854 files checked against asr/corpora/lmtext.tsv (~104 MB: 851
+#      Gutenberg books, the Common Voice sentences; --text-mirror URL says where from)
+#                                                                -> downloads/text/
+#      (with --text-dir DIR: that copy is checked instead, and used as is). Only stage 0
+#      fetches anything: the later stages read what it fetched.
 #   1  manifests for train/ and dev/ from the Kaldi data dirs    -> data/{train,dev}.jsonl
 #      (the original download has test/ instead of dev/: all 125 test speakers become dev),
 #      then $synth_count synthetic utterances, about 25 h (espeak-ng, flite, festival, piper;
 #      1,034 voice settings; prompts: training transcripts, the Common Voice sentences and
-#      Gutenberg books of --text-dir, and a small grammar; never dev text), Ogg/Opus, one core,
+#      Gutenberg books of the LM text, and a small grammar; never dev text), Ogg/Opus, one core,
 #      niced, resumable (rerun the stage after a kill; --synth-count 0 skips it)
 #                                                                -> data/synth/, data/synth.jsonl
 #      and a synthetic dev set from held-out voices and text     -> data/synth_dev/, data/synth_dev.jsonl
@@ -24,8 +30,8 @@
 #   3  greedy decode of the conf's dev_manifest with the best checkpoint -> exp/$conf/decode/
 #      and, for a conf that keeps epoch checkpoints, the average of the last (up to 5) of them;
 #      the one with the lower greedy dev WER becomes                  -> exp/$conf/final.pt
-#   4  a general English word 3-gram + 50k-word lexicon from the shared text corpus
-#      (--text-dir: ~50M words of public-domain books and CC0 sentences) plus the training
+#   4  a general English word 3-gram + 50k-word lexicon from the LM text
+#      (~50M words of public-domain books and CC0 sentences) plus the training
 #      transcripts, never a dev sentence (built once: an existing lm/lm.bin is reused), then the
 #      LM weight and word score tuned on the conf's dev (dev-tuned!) and beam + LM decoding of it
 #                                                  -> lm/, exp/$conf/tuned.pt, exp/$conf/decode-beam-lm/
@@ -44,7 +50,9 @@ export_model=false
 data_dir=""
 mirror=""
 synth_count=22000  # about 25 h of audio (4.1 s per utterance on average)
-text_dir=../../../shared/data/text  # README.md there: Common Voice sentences (CC0), Gutenberg books
+text_dir=""  # a copy of the LM text; default: fetched into downloads/text by stage 0
+text_mirror=""
+dry_run=false
 conf=small
 asr="${ASR:-asr}"
 
@@ -56,6 +64,8 @@ while [ $# -gt 0 ]; do
     --mirror) mirror=$2; shift 2 ;;
     --synth-count) synth_count=$2; shift 2 ;;
     --text-dir) text_dir=$2; shift 2 ;;
+    --text-mirror) text_mirror=$2; shift 2 ;;
+    --dry-run) dry_run=true; shift ;;
     --conf) conf=$2; shift 2 ;;
     --export) export_model=true; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
@@ -63,12 +73,30 @@ while [ $# -gt 0 ]; do
 done
 exp=exp/$conf
 
-if [ -z "$data_dir" ]; then
-  data_dir=downloads/speechocean762
+if [ "$dry_run" = true ]; then
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    if [ -z "$data_dir" ] && [ ! -f downloads/.speechocean762.tar.gz.done ]; then
+      echo "${mirror:-https://www.openslr.org/resources}/101/speechocean762.tar.gz"
+    fi
+    if [ -z "$text_dir" ]; then
+      $asr prepare text --root downloads --dry-run ${text_mirror:+--mirror "$text_mirror"}
+    fi
+  fi
+  exit 0
+fi
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  if [ -z "$data_dir" ]; then
     $asr prepare speechocean762 --root downloads --download-only ${mirror:+--mirror "$mirror"}
   fi
+  if [ -z "$text_dir" ]; then
+    $asr prepare text --root downloads ${text_mirror:+--mirror "$text_mirror"}
+  else
+    $asr prepare text --text-dir "$text_dir"
+  fi
 fi
+data_dir=${data_dir:-downloads/speechocean762}
+text_dir=${text_dir:-downloads/text}
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   $asr prepare speechocean762 --corpus-dir "$data_dir" --manifest-dir data
