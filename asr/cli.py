@@ -284,13 +284,15 @@ def cmd_serve(args) -> int:
     from asr.checkpoint import load_model
     from asr.config import flag_overrides, merge
     from asr.pretrained import default_model_path
-    from asr.serve import ServeConfig, listen, require_extra, serve
+    from asr.serve import ServeConfig, listen, require_extra
     from asr.serve.recognizer import Recognizer
 
     require_extra()  # before loading anything: one line saying what to install
     config = merge(ServeConfig(), flag_overrides(args, ServeConfig))
     with listen(args.host, args.port) as sock:  # a port in use fails before the model loads
         loaded = load_model(args.model or default_model_path())
+        from asr.serve.app import serve
+
         serve(Recognizer(loaded, decoding_options(args, loaded), config.workers), config, sock)
     return 0
 

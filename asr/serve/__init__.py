@@ -13,16 +13,16 @@ The package is split so that each part can be read (and tested) alone:
                    the transcription library (asr.transcribe)
     scheduler.py   bounded admission, the FIFO queue, the worker pool and batching
     formats.py     the five response formats of a transcript
-    app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors
+    app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors;
+                   `serve` runs it with uvicorn
 
-Only app.py and `serve` import FastAPI / uvicorn (the optional `serve` extra, asr.extras), so
+Only app.py imports FastAPI / uvicorn (the optional `serve` extra, asr.extras), so
 the rest of the toolkit never needs them; `require_extra` says in one line what to install
 when they are missing.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from dataclasses import dataclass
 
@@ -86,25 +86,3 @@ def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port} ({err.strerror})") from None
     return sock
-
-
-def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
-    """Serve `recognizer` on the socket from `listen` until interrupted; prints the URL first."""
-    import uvicorn
-
-    from asr.serve.app import create_app
-    from asr.threads import set_threads, usable_cores
-
-    # Each worker gets an equal share of the cores for torch's intra-op threads: several
-    # workers each using every core would fight over them.
-    set_threads(max(1, usable_cores() // config.workers))
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-    print(f"asr serve: {recognizer.model_id} on http://{shown}:{port}/ "
-          f"({config.workers} workers, queue {config.queue_size})", flush=True)
-    if not ipaddress.ip_address(host).is_loopback:
-        print("asr serve: listening beyond this machine, without authentication: anyone who can reach "
-              "this port can use it", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(recognizer, config), log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    server.run(sockets=[sock])
