@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,8 +40,10 @@ import asr.model
 from asr.config import load_yaml, merge
 from asr.data.manifest import read_manifest
 from asr.data.sampler import DurationBatchSampler
-from asr.threads import default_threads
-from asr.train import RunConfig, Trainer, get_lr, optimizer_step
+from asr.distributed import Distributed
+from asr.text import CharTokenizer
+from asr.threads import default_threads, set_threads
+from asr.train import RunConfig, build_optimization, get_lr, load_data, make_loader, optimizer_step, resolve
 
 FORMULATIONS = {"packed": asr.model.packed_bilstm, "dense": asr.model.dense_bilstm}
 
@@ -52,21 +55,22 @@ def padding_fraction(durations: np.ndarray, batches: list[list[int]]) -> float:
 
 
 def throughput(config: RunConfig, batches: list[dict], formulation: str, seconds: float) -> float:
-    """Audio seconds per second over the timed steps (all but the first) of one fresh Trainer."""
+    """Audio seconds per second over the timed steps (all but the first) of one fresh model and optimizer."""
     asr.model.dense_bilstm = FORMULATIONS[formulation]  # what CTCModel.forward calls on a padded CPU batch
     try:
-        with tempfile.TemporaryDirectory() as exp_dir:
-            trainer = Trainer(config, exp_dir)  # sets the threads; the same initial weights every time
-            trainer.model.train()
-            audio = elapsed = 0.0
-            for step, batch in enumerate(batches):
-                start = time.perf_counter()
-                optimizer_step(trainer, [batch], get_lr(step, config.train, len(batches)))
-                if step > 0:  # the first step is a warm-up
-                    elapsed += time.perf_counter() - start
-                    audio += batch["feature_lengths"].sum().item() * config.features.hop_ms / 1000
-                    if elapsed > seconds:
-                        break
+        resolved = resolve(config, CharTokenizer())
+        set_threads(resolved.train.threads, "train.threads")  # as `asr train` does
+        opt = build_optimization(resolved, Distributed(), torch.device("cpu"))  # the same initial weights every time
+        opt.model.train()
+        audio = elapsed = 0.0
+        for step, batch in enumerate(batches):
+            start = time.perf_counter()
+            optimizer_step(opt, [batch], get_lr(step, config.train, len(batches)), resolved)
+            if step > 0:  # the first step is a warm-up
+                elapsed += time.perf_counter() - start
+                audio += batch["feature_lengths"].sum().item() * config.features.hop_ms / 1000
+                if elapsed > seconds:
+                    break
     finally:
         asr.model.dense_bilstm = FORMULATIONS["dense"]
     return audio / elapsed
@@ -96,7 +100,9 @@ def main() -> None:
           f"duration sampler {ours:.1%}   random batching {shuffled:.1%}")
 
     with tempfile.TemporaryDirectory() as exp_dir:
-        batches = list(itertools.islice(Trainer(config, exp_dir).loader(), args.steps + 1))
+        resolved = resolve(config, CharTokenizer())
+        data = load_data(resolved, Distributed(), Path(exp_dir))
+        batches = list(itertools.islice(make_loader(resolved, data, CharTokenizer(), epoch=0), args.steps + 1))
     utterances = [len(b["ids"]) for b in batches[1:]]
     audio = sum(b["feature_lengths"].sum().item() for b in batches[1:]) * config.features.hop_ms / 1000
     model = config.model

@@ -12,9 +12,10 @@ The package is split so that each part can be read (and tested) alone:
     recognizer.py  the model and its decoders; `Recognizer.transcribe` is the one call into
                    the transcription library (asr.transcribe)
     scheduler.py   bounded admission, the FIFO queue, the worker pool and batching
-    formats.py     the five response formats of a transcript
     app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors;
                    `serve` runs it with uvicorn
+The five response formats of a transcript are asr.writers' (shared with `asr transcribe`).
+This __init__ holds the settings (`ServeConfig`) and the listening socket (`listen`).
 
 Only app.py imports FastAPI / uvicorn (the optional `serve` extra, asr.extras), so
 the rest of the toolkit never needs them; `require_extra` says in one line what to install
@@ -26,6 +27,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from asr.config import option
 from asr.errors import AsrError
 from asr.extras import require
 
@@ -40,12 +42,12 @@ class ServeError(AsrError):
 class ServeConfig:
     """Pool sizes and limits of the server. Frozen: build a new one to change it."""
 
-    workers: int = 0  # model worker threads; 0: one per core
-    queue_size: int = 32  # requests admitted at once (uploading, waiting or running); more get 503
-    max_batch: int = 4  # short requests waiting at the same time go through the model together (1: never)
-    max_upload_mb: float = 25.0  # largest upload, in MB (OpenAI's limit); larger ones get 413
-    max_audio_seconds: float = 600.0  # longest audio; longer gets 413
-    min_audio_seconds: float = 0.05  # shortest audio; shorter gets 400 (under one feature frame)
+    workers: int = option(0, "model worker threads; 0: one per core")
+    queue_size: int = option(32, "requests admitted at once (uploading, waiting or running); more get 503")
+    max_batch: int = option(4, "short requests waiting at the same time go through the model together (1: never)")
+    max_upload_mb: float = option(25.0, "largest upload, in MB (OpenAI's limit); larger ones get 413")
+    max_audio_seconds: float = option(600.0, "longest audio; longer gets 413")
+    min_audio_seconds: float = option(0.05, "shortest audio; shorter gets 400 (under one feature frame)")
 
     def __post_init__(self):
         if self.workers == 0:

@@ -43,9 +43,9 @@ from starlette.requests import ClientDisconnect
 from asr import __version__
 from asr.audio import AudioError, audio_info
 from asr.serve import ServeConfig
-from asr.serve.formats import FORMATS, render
 from asr.serve.recognizer import Recognizer
 from asr.serve.scheduler import Scheduler
+from asr.writers import API_FORMATS, response
 
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 FORM_OVERHEAD_BYTES = 65_536  # multipart boundaries, headers and the small fields, beyond the file itself
@@ -233,7 +233,7 @@ def _add_transcriptions(app: FastAPI, scheduler: Scheduler, config: ServeConfig)
             raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
         if result is None:
             return Response(status_code=400)  # the client has gone; this is never sent
-        body, media_type = render(result, fmt, seconds, scheduler.recognizer.loaded.tokenizer)
+        body, media_type = response(result, fmt, seconds, scheduler.recognizer.loaded.tokenizer)
         return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
 
 
@@ -255,8 +255,8 @@ def _read_fields(form) -> tuple[UploadFile, str]:
     if files:
         raise ApiError(400, f"the field {files[0]!r} must be text, not a file", "invalid_field", files[0])
     fmt = form.get("response_format") or "json"
-    if fmt not in FORMATS:
-        raise ApiError(400, f"response_format {fmt!r} is not one of: {', '.join(FORMATS)}",
+    if fmt not in API_FORMATS:
+        raise ApiError(400, f"response_format {fmt!r} is not one of: {', '.join(API_FORMATS)}",
                        "invalid_response_format", "response_format")
     language = form.get("language")
     if language and language.strip().lower() not in ENGLISH:
@@ -312,7 +312,7 @@ async def _disconnect(request: Request) -> None:
 _OPENAPI_UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary"},
-                   "response_format": {"type": "string", "enum": list(FORMATS), "default": "json"},
+                   "response_format": {"type": "string", "enum": list(API_FORMATS), "default": "json"},
                    "model": {"type": "string"}, "language": {"type": "string", "enum": list(ENGLISH)}}}}}}}
 
 

@@ -90,7 +90,7 @@ def _plan_one(index: int, sources: list[PromptSource], seed: int, engines: list[
     )
 
 
-def render(job: SynthJob, timeout: float = DEFAULT_TIMEOUT) -> np.ndarray:
+def synthesize(job: SynthJob, timeout: float = DEFAULT_TIMEOUT) -> np.ndarray:
     """`speak`, then the job's padding, gain and noise floor: float32 `(samples,)`."""
     speech = speak(job, timeout)
     peak = float(np.abs(speech).max())
@@ -108,7 +108,7 @@ def make_utterance(job: SynthJob, out_dir: str | os.PathLike, manifest_dir: str 
     return its manifest row."""
     path = Path(out_dir) / f"{job.id}{suffix}"
     if not path.is_file():
-        audio = render(job, timeout)
+        audio = synthesize(job, timeout)
         with atomic_path(path) as tmp:
             if suffix == ".wav":
                 sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
