@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from asr.commands import HelpFormatter, data, decoding, lm, say, serve, training
+from asr.commands import HelpFormatter, data, decoding, deploy, lm, say, training
 from asr.errors import AsrError
 
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, training, decoding, lm, serve):
+    for group in (data, training, decoding, lm, deploy):
         group.add_commands(sub)
     return parser
 

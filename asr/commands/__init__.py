@@ -2,9 +2,9 @@
 
     data.py      asr prepare ..., asr synth
     training.py  asr train, asr average, asr plot
-    decoding.py  asr evaluate, asr transcribe, asr tune, asr demo, asr export
-    lm.py        asr lm build, asr lm download
-    serve.py     asr serve
+    decoding.py  asr evaluate, asr transcribe, asr demo
+    lm.py        asr lm build, asr lm download, asr tune
+    deploy.py    asr serve, asr export
 
 Each module has `add_commands(subparsers)`, which adds its parsers and sets `func` (the
 handler, called with the parsed arguments, returning the exit status). asr.cli assembles

@@ -1,8 +1,10 @@
-"""`asr serve`: the HTTP API and web page (asr.serve)."""
+"""`asr serve` (the HTTP API and web page, asr.serve) and `asr export` (make a checkpoint the bundled
+model that `asr serve` and `asr transcribe` use by default)."""
 
 from __future__ import annotations
 
 from asr.commands import add_command, decoding_options
+from asr.config import ConfigError
 
 
 def add_commands(sub) -> None:
@@ -18,6 +20,18 @@ def add_commands(sub) -> None:
     add_flags(p, DecodingOptions, default_note="from the model")
     add_flags(p, ServeConfig)
     p.set_defaults(func=cmd_serve)
+    _add_export(sub)
+
+
+def _add_export(sub) -> None:
+    p = add_command(sub, "export", "copy a checkpoint (no train_state) + LM into the bundled model folder")
+    p.add_argument("checkpoint", help="checkpoint file")
+    p.add_argument("--out-dir", help="destination folder (default: asr/pretrained/ of this installation)")
+    p.add_argument("--lm", help="KenLM file for beam decoding, copied next to the model")
+    p.add_argument("--lexicon", help="lexicon file for beam decoding, copied next to the model")
+    p.add_argument("--decoding", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="default decoding options to store, e.g. decoder=beam lm_weight=1.5")
+    p.set_defaults(func=cmd_export)
 
 
 def cmd_serve(args) -> int:
@@ -34,4 +48,17 @@ def cmd_serve(args) -> int:
     with listen(args.host, args.port) as sock:  # a port in use fails before the model loads
         loaded = load_model(args.model or default_model_path())
         serve(Recognizer(loaded, decoding_options(args, loaded), config.workers), config, sock)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from asr.pretrained import PRETRAINED_DIR, export_model
+
+    pairs = [item.partition("=") for item in args.decoding]
+    bad = [key for key, sep, _ in pairs if not sep]
+    if bad:
+        raise ConfigError(f"--decoding expects KEY=VALUE, got {bad[0]!r}")
+    path = export_model(args.checkpoint, args.out_dir or PRETRAINED_DIR, lm=args.lm, lexicon=args.lexicon,
+                        decoding={key: value for key, _, value in pairs})
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
