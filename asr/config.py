@@ -1,29 +1,18 @@
 """Layered configuration: dataclass defaults < recipe YAML < command-line flags.
 
-Each component owns its config dataclass (FeatureConfig next to the features,
-ModelConfig next to the model, ...). A run groups them in one nested dataclass;
-this module
-  * turns every leaf field into a kebab-case flag (`--model.hidden-size 320`)
-    whose help is the comment written after the field in its source,
+Each component has a config dataclass (FeatureConfig for the features, ModelConfig for the
+model, ...; the torch-free asr.configs holds them), whose fields say their help text with
+`option(default, help)`. A run groups them in one nested dataclass; this module
+  * turns every leaf field into a kebab-case flag (`--model.hidden-size 320`) whose help
+    is the field's (`add_flags`),
   * merges a YAML file of the same nested shape, then the flags, with type checks,
   * dumps the resolved result, which training saves next to its checkpoints.
-
-The flags are built from the dataclass's source text (`field_specs`), not from
-the imported class: the modules that own the configs import torch, and `--help`
-must not wait for it. Where no source is installed (a .pyc-only build), the
-class is imported instead and the flags come without descriptions.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import functools
-import importlib
-import importlib.util
-import io
-import tokenize
 import types
 import typing
 from pathlib import Path
@@ -37,153 +26,41 @@ class ConfigError(AsrError):
     """An override that names an unknown field or has the wrong type."""
 
 
-@dataclasses.dataclass(frozen=True)
-class FieldSpec:
-    """One leaf field of a (nested) config dataclass, as its source spells it."""
-
-    name: str  # dotted path from the top dataclass: "train.max_batch_seconds"
-    type_name: str  # "float", "int", "str", "bool", "tuple", ...
-    default: str  # the default as the source has it: "0.002", "(1.0,)", "None", "auto"
-    help: str  # the field's comment
-    choices: tuple | None = None  # the values of a Literal[...] annotation
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+def option(default, help: str):
+    """A config field with the text `--help` shows for its flag:
+    `lr: float = option(2e-3, "peak learning rate (AdamW)")`."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
-def field_specs(ref: str, prefix: str = "") -> list[FieldSpec]:
-    """Leaf fields of the dataclass `ref` ("package.module:ClassName"), nested ones flattened
-    with dotted names. Read from the source without importing the module when possible."""
-    module, name = ref.split(":")
-    found = _find_class(module, name)
-    if found is None:
-        return _imported_specs(getattr(importlib.import_module(module), name), prefix)
-    node, module = found
-    comments = _comments(module)
-    specs = []
-    for stmt in node.body:
-        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
-            continue
-        field_name, annotation = prefix + stmt.target.id, stmt.annotation
-        default = stmt.value
-        if isinstance(default, ast.Call) and _name_of(default.func) == "field":
-            keywords = {k.arg: k.value for k in default.keywords}
-            factory = keywords.get("default_factory")
-            nested = _name_of(factory) if factory is not None else None
-            if nested and _find_class(module, nested, want_dataclass=True):
-                specs += field_specs(f"{module}:{nested}", f"{field_name}.")
-                continue
-            default = keywords.get("default", factory)
-        text = "" if default is None else _shown(ast.unparse(default))
-        help_text = next((comments[line] for line in range(stmt.lineno, stmt.end_lineno + 1) if line in comments), "")
-        choices = None
-        if isinstance(annotation, ast.Subscript) and _name_of(annotation.value) == "Literal":
-            values = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
-            choices = tuple(ast.literal_eval(v) for v in values)
-        type_name = ast.unparse(annotation).split("|")[0].split("[")[0].strip()
-        specs.append(FieldSpec(field_name, type_name, text, help_text, choices))
-    return specs
-
-
-def _find_class(module: str, name: str, want_dataclass: bool = False):
-    """(ClassDef, defining module) of class `name` as seen from `module`, following
-    `from X import name`; None if the source is not installed or the class is not found."""
-    parsed = _parsed(module)
-    if parsed is None:
-        return None
-    for stmt in parsed[0].body:
-        if isinstance(stmt, ast.ClassDef) and stmt.name == name:
-            is_dataclass = any(_name_of(d.func if isinstance(d, ast.Call) else d) == "dataclass"
-                               for d in stmt.decorator_list)
-            return (stmt, module) if is_dataclass or not want_dataclass else None
-        if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
-            for alias in stmt.names:
-                if (alias.asname or alias.name) == name:
-                    return _find_class(stmt.module, alias.name, want_dataclass)
-    return None
-
-
-def _shown(source_text: str) -> str:
-    """A default as --help shows it: strings without their quotes, `float("-inf")` as -inf,
-    the rest as the source has it."""
-    if source_text.startswith("float(") and source_text.endswith(")"):
-        source_text = source_text[len("float("):-1]
-    try:
-        value = ast.literal_eval(source_text)
-    except ValueError:
-        return source_text
-    return value if isinstance(value, str) and value else source_text
-
-
-@functools.cache
-def _parsed(module: str) -> tuple[ast.Module, str] | None:
-    """(syntax tree, source text) of `module`, read without executing it; None without source."""
-    source = _source(module)
-    return None if source is None else (ast.parse(source), source)
-
-
-def _source(module: str) -> str | None:
-    """The source text of `module` (its package's __init__ does run, the module itself does not)."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    try:
-        return spec.loader.get_source(module)  # works inside zip files too
-    except (ImportError, AttributeError, OSError):  # a loader without sources (e.g. pytest's)
-        origin = Path(spec.origin or "")
-        return origin.read_text(encoding="utf-8") if origin.suffix == ".py" and origin.is_file() else None
-
-
-def _name_of(node) -> str | None:
-    """`field` for both `field` and `dataclasses.field`."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
-
-
-@functools.cache
-def _comments(module: str) -> dict[int, str]:
-    """{line number: text of the comment ending that line} in `module`'s source."""
-    source = _parsed(module)[1]
-    return {tok.start[0]: tok.string.lstrip("#").strip()
-            for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
-
-
-def _imported_specs(cls: type, prefix: str) -> list[FieldSpec]:
-    """The fallback without source: fields of the imported class, without descriptions."""
+def leaf_fields(cls: type, prefix: str = ""):
+    """(dotted name, type, dataclasses.Field) of every leaf field of dataclass `cls`, the fields of
+    nested dataclasses flattened: ("train.max_batch_seconds", float, Field)."""
     hints = typing.get_type_hints(cls)
-    specs = []
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):
-            specs += _imported_specs(kind, f"{prefix}{f.name}.")
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else None
-        specs.append(FieldSpec(prefix + f.name, _base_type(kind).__name__, repr(default), "", choices))
-    return specs
+            yield from leaf_fields(kind, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name, kind, f
 
 
-def add_flags(parser: argparse.ArgumentParser, ref: str, default_note: str | None = None,
+def add_flags(parser: argparse.ArgumentParser, cls: type, default_note: str | None = None,
               only: tuple[str, ...] | None = None) -> None:
-    """Add a kebab-case flag (`--section.field-name`) for every leaf field of the dataclass
-    `ref` ("module:Class": the module is not imported), or for the fields named in `only`.
-    Flags default to SUPPRESS, so only the ones a user gives show up as overrides; their
-    help says the default, or `default_note` where the real default is decided later
-    (e.g. "from the model")."""
-    for spec in field_specs(ref):
-        if only is not None and spec.name not in only:
+    """Add a kebab-case flag (`--section.field-name`) for every leaf field of dataclass `cls`, or
+    for the fields named in `only`. Flags default to SUPPRESS, so only the ones a user gives show
+    up as overrides; their help says the default, or `default_note` where the real default is
+    decided later (e.g. "from the model")."""
+    for name, kind, f in leaf_fields(cls):
+        if only is not None and name not in only:
             continue
-        default = f"{default_note}, else {spec.default}" if default_note else spec.default
-        described = f"{spec.help} (default: {default})" if spec.help else f"(default: {default})"
-        parser.add_argument(spec.flag, dest=spec.name, default=argparse.SUPPRESS, choices=spec.choices,
-                            metavar=None if spec.choices else spec.type_name.upper(),
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = value if isinstance(value, str) and value else repr(value)
+        default = f"{default_note}, else {shown}" if default_note else shown
+        help_text = f.metadata.get("help", "")
+        described = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+        choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else None
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS, choices=choices,
+                            metavar=None if choices else _base_type(kind).__name__.upper(),
                             help=described.replace("%", "%%"))
 
 

@@ -30,58 +30,20 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 
-from asr.config import ConfigError, merge
+from asr.config import merge
+from asr.configs import DecodingOptions
 from asr.errors import AsrError
 from asr.extras import require
 from asr.text import BLANK, SPACE, WORD_SEPARATOR, CharTokenizer
 
-# Bounds on the beam options, so a typo is one error line rather than an out-of-memory kill.
-# Lexicon-free beam search over 20 s of speech took 1.7 s and 1.2 GB at beam 1000, 29 s and
-# 3.1 GB at beam 5000 (bundled model, one thread); beam 10^9 grew until the kernel killed it.
-MAX_BEAM_SIZE = 2000
-MAX_BEAM_THRESHOLD = 1000.0
-LM_WEIGHT_RANGE = (0.0, 20.0)  # beyond 20 the LM alone decides; tuned values are 0.5-3
-WORD_SCORE_RANGE = (-50.0, 50.0)
 FILE_OPTIONS = ("lm", "lexicon")  # the options that name files
 
 
 class DecoderError(AsrError):
     """An LM or lexicon file that the beam decoder cannot use. The message names the file."""
-
-
-@dataclass(frozen=True)
-class DecodingOptions:
-    """How to turn log-probabilities into text. Frozen: build a new one to change it.
-
-    Only `decoder` matters for greedy decoding; the rest configure the beam search.
-    """
-
-    decoder: Literal["greedy", "beam"] = "greedy"  # best path, or beam search (with the LM and lexicon if given)
-    beam_size: int = 50  # hypotheses kept after each frame
-    beam_size_token: int | None = None  # tokens tried per frame (None: all)
-    beam_threshold: float = 50.0  # drop hypotheses this far (log-prob) below the best
-    lm_weight: float = 2.0  # weight of the LM's log10 probability
-    word_score: float = 0.0  # added per word (lexicon-free: per word separator)
-    unk_score: float = float("-inf")  # added per out-of-lexicon word (-inf: never emit one)
-    lexicon: str | None = None  # flashlight lexicon file; None: lexicon-free
-    lm: str | None = None  # KenLM ARPA or binary file; None: no LM
-
-    def __post_init__(self):
-        if self.decoder not in ("greedy", "beam"):
-            raise ConfigError(f"unknown decoder {self.decoder!r} (choose from: greedy, beam)")
-        for name in ("beam_size", "beam_size_token"):
-            value = getattr(self, name)
-            if value is not None and not 1 <= value <= MAX_BEAM_SIZE:
-                raise ConfigError(f"{name} must be between 1 and {MAX_BEAM_SIZE}, got {value}")
-        bounds = {"beam_threshold": (0.0, MAX_BEAM_THRESHOLD), "lm_weight": LM_WEIGHT_RANGE,
-                  "word_score": WORD_SCORE_RANGE, "unk_score": (float("-inf"), WORD_SCORE_RANGE[1])}
-        for name, (low, high) in bounds.items():
-            if not low <= getattr(self, name) <= high:
-                raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {getattr(self, name):g}")
 
 
 def override_decoding(options: DecodingOptions, overrides: dict) -> DecodingOptions:

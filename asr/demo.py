@@ -17,7 +17,8 @@ from asr.checkpoint import load_model
 from asr.decode import make_decoder
 from asr.evaluate import score
 from asr.pretrained import default_model_path
-from asr.synth.corpus import SynthJob, make_utterance
+from asr.synth.corpus import make_utterance
+from asr.synth.job import SynthJob
 from asr.synth.voices import SynthesisError
 from asr.transcribe import transcribe
 

@@ -102,3 +102,10 @@ def exit_without_finalizing(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def exit_rank(code: int) -> None:
+    """Leave with `code` through `exit_without_finalizing` when this process is one of several
+    ranks (torchrun); return otherwise. `asr train` calls it once its run is over."""
+    if Distributed.from_env().enabled:
+        exit_without_finalizing(code)

@@ -15,33 +15,14 @@ chosen over global CMVN: docs/design.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torchaudio.transforms as T
 
 from asr.audio import SAMPLE_RATE
+from asr.configs import FeatureConfig, SpecAugmentConfig
 
 _EPS_LOG = 1e-10  # floor for the power spectrum before the log (-230 dB)
 _EPS_VAR = 1e-5  # floor for the per-utterance variance
-
-
-@dataclass
-class FeatureConfig:
-    """Log-mel front end. Defaults: 80 bins, 25 ms windows every 10 ms."""
-
-    n_mels: int = 80  # mel bins per frame
-    win_ms: float = 25.0  # analysis window length
-    hop_ms: float = 10.0  # one frame every hop_ms
-    n_fft: int = 512  # FFT size in samples; >= window length (400 samples at 25 ms)
-
-    @property
-    def win_length(self) -> int:
-        return int(SAMPLE_RATE * self.win_ms / 1000)  # 400 samples
-
-    @property
-    def hop_length(self) -> int:
-        return int(SAMPLE_RATE * self.hop_ms / 1000)  # 160 samples
 
 
 class LogMel(torch.nn.Module):
@@ -72,25 +53,6 @@ class LogMel(torch.nn.Module):
         mean = log_mel.mean(dim=0, keepdim=True)  # (1, mels)
         var = log_mel.var(dim=0, unbiased=False, keepdim=True).clamp(min=_EPS_VAR)
         return (log_mel - mean) / var.sqrt()  # (frames, mels)
-
-
-@dataclass
-class SpecAugmentConfig:
-    """SpecAugment masks (Park et al. 2019), applied to training batches only.
-
-    Time masks scale with each utterance's length (`max_time_fraction`) so that
-    short utterances are not wiped out; features are zero-mean, so masked bins are 0.
-    """
-
-    freq_masks: int = 2  # mel bands masked per utterance (0: none)
-    freq_width: int = 27  # at most this many mel bins per mask
-    time_masks: int = 2  # frame spans masked per utterance (0: none)
-    time_width: int = 40  # at most this many frames per mask (0.4 s) ...
-    max_time_fraction: float = 0.1  # ... and at most this fraction of the utterance
-
-    @property
-    def enabled(self) -> bool:
-        return self.freq_masks > 0 or self.time_masks > 0
 
 
 def spec_augment(

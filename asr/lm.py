@@ -228,7 +228,7 @@ def write_lexicon(words: Iterable[str], path: str | os.PathLike) -> int:
     return len(words)
 
 
-def download_librispeech(out_dir: str | os.PathLike, name: str = LIBRISPEECH_LMS[0]) -> dict:
+def download_librispeech_lm(out_dir: str | os.PathLike, name: str = LIBRISPEECH_LMS[0]) -> dict:
     """`asr lm download librispeech`: OpenSLR 11's `name` LM (lower-cased to match our
     tokenizer) as out_dir/lm.arpa, and a character lexicon of its vocabulary."""
     from asr.corpora.download import download_file

@@ -23,52 +23,12 @@ The weights stay in one bidirectional `nn.LSTM`, so the parameter names
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from asr.config import ConfigError
-
-
-@dataclass
-class ModelConfig:
-    """Sizes of the network. `n_mels` must match FeatureConfig.n_mels; `vocab_size`
-    is set from the tokenizer when the model is built."""
-
-    n_mels: int = 80  # input mel bins (must equal features.n_mels)
-    subsample: int = 3  # input frames per LSTM step: 10 ms -> 30 ms steps (a power of 2 for the conv front end)
-    front_end: Literal["stack", "conv"] = "stack"  # frames -> LSTM steps: stacking, or strided 3x3 convolutions
-    conv_channels: int = 32  # channels of each convolution of the conv front end
-    hidden_size: int = 256  # per direction
-    num_layers: int = 3  # stacked BiLSTM layers
-    dropout: float = 0.1  # between LSTM layers and before the output layer
-    vocab_size: int = 29  # output classes; set from the tokenizer when the model is built
-
-    @property
-    def conv_layers(self) -> int:
-        """Stride-2 convolutions of the conv front end: log2(subsample)."""
-        return self.subsample.bit_length() - 1
-
-    @property
-    def lstm_input_size(self) -> int:
-        if self.front_end == "conv":
-            return self.conv_channels * -(-self.n_mels // 2 ** self.conv_layers)  # channels x ceil(mels / subsample)
-        return self.n_mels * self.subsample
-
-    def check(self) -> None:
-        """ConfigError for sizes no network can be built with."""
-        if self.subsample < 1:
-            raise ConfigError(f"model.subsample must be at least 1, got {self.subsample}")
-        if self.front_end == "conv" and (self.subsample < 2 or self.subsample & (self.subsample - 1)):
-            raise ConfigError(f"model.subsample must be a power of 2 (2, 4, 8) with the conv front end, "
-                              f"got {self.subsample}")
-        for name in ("hidden_size", "num_layers", "conv_channels", "n_mels", "vocab_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
+from asr.configs import ModelConfig
 
 
 def output_lengths(frames: torch.Tensor, subsample: int) -> torch.Tensor:

@@ -53,34 +53,13 @@ from tqdm import tqdm
 from asr.atomic import atomic_write
 from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, audio_info, load_audio, stream_audio
 from asr.checkpoint import LoadedModel
-from asr.config import ConfigError
+from asr.configs import TranscribeOptions
 from asr.decode import Decoder, Hypothesis, add_word_timings, make_decoder
-from asr.errors import AsrError
 from asr.features import LogMel
 from asr.vad import VAD_INSTALL, SegmentOptions, VadUnavailable, load_vad, speech_segments
+from asr.writers import OutputError, check_outputs, transcript_file, transcript_line
 
-FORMATS = ("txt", "jsonl", "srt", "vtt")
-LINE_FORMATS = ("txt", "jsonl")  # formats that `output=FILE` can append to, one line per file
 BLOCK_SECONDS = 30.0  # audio read at a time for voice-activity detection
-
-
-class OutputError(AsrError):
-    """An output file that cannot be written or resumed, or outputs that do not fit the inputs."""
-
-
-@dataclass(frozen=True)
-class TranscribeOptions:
-    """How recordings are cut and batched. Frozen: build a new one to change it."""
-
-    segments: SegmentOptions = field(default_factory=SegmentOptions)
-    batch_segments: int = 8  # segments per model call
-    jobs: int = 1  # threads detecting speech and reading segments ahead of the model
-
-    def __post_init__(self):
-        if not 1 <= self.batch_segments <= 256:
-            raise ConfigError(f"batch_segments must be between 1 and 256, got {self.batch_segments}")
-        if not 1 <= self.jobs <= 64:
-            raise ConfigError(f"jobs must be between 1 and 64, got {self.jobs}")
 
 
 class Recording:
@@ -343,21 +322,6 @@ def output_names(paths: list[Path], inputs: list[str]) -> dict[Path, Path]:
     return names
 
 
-def format_result(path: Path, hyp: Hypothesis, fmt: str) -> str:
-    """One file's transcript as printed on stdout or appended to --output (txt: `path<TAB>text`)."""
-    if fmt == "txt":
-        return f"{path}\t{hyp.text}"
-    from asr.subtitles import render  # jsonl (with timed words), srt, vtt
-
-    return render(path, hyp, fmt)
-
-
-def file_content(path: Path, hyp: Hypothesis, fmt: str) -> str:
-    """One file's transcript as a file of its own in --output-dir (txt: the text alone)."""
-    text = hyp.text if fmt == "txt" else format_result(path, hyp, fmt)
-    return text.rstrip("\n") + "\n"
-
-
 def finished_files(output: str | Path, fmt: str) -> set[str]:
     """The files an earlier run already wrote to `output` (txt or jsonl lines).
 
@@ -387,11 +351,12 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fo
                     names: dict[Path, Path] | None = None, resume: bool = False) -> int:
     """Transcribe `paths`, writing each result as soon as it is done. Returns the number of failures.
 
-    Results go to `out` (default: sys.stdout; `format_result`), or with `output` are appended to
+    Results go to `out` (default: sys.stdout; asr.writers.transcript_line), or with `output` are appended to
     that file one whole line at a time, or with `output_dir` go to one file per input and format
     (named by `names`, default `output_names`). `resume` skips the inputs already done; without
     it an existing, non-empty `output` is refused rather than lost. See the module docstring.
     """
+    check_outputs(formats, len(paths), output, output_dir, resume)
     out = out or sys.stdout
     fd = None
     if output is not None:
@@ -402,8 +367,6 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fo
         targets = {path: [Path(output_dir) / f"{names[path]}.{fmt}" for fmt in formats] for path in paths}
         if resume:
             paths = [p for p in paths if not all(t.exists() for t in targets[p])]
-    elif len(formats) != 1 or (formats[0] in ("srt", "vtt") and len(paths) > 1):
-        raise OutputError("several formats, or srt/vtt for several inputs, need --output-dir DIR")
     total = 0.0  # seconds of audio, for the progress bar (headers only: cheap)
     for path in paths:
         try:
@@ -424,13 +387,13 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fo
                 bar.write(f"error: {result}", file=sys.stderr)
                 failures += 1
             elif fd is not None:
-                _append_line(fd, format_result(path, result, formats[0]))
+                _append_line(fd, transcript_line(path, result, formats[0]))
             elif output_dir is not None:
                 for fmt, target in zip(formats, targets[path]):
                     with atomic_write(target) as f:
-                        f.write(file_content(path, result, fmt))
+                        f.write(transcript_file(path, result, fmt))
             else:
-                bar.write(format_result(path, result, formats[0]), file=out)  # keeps the bar off the line
+                bar.write(transcript_line(path, result, formats[0]), file=out)  # keeps the bar off the line
                 out.flush()
     finally:
         bar.close()
@@ -441,9 +404,6 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fo
 
 def _open_output(output: Path, fmt: str, resume: bool, paths: list[Path]) -> tuple[int, list[Path]]:
     """Open `output` for appending; returns its descriptor and the paths still to do."""
-    if fmt not in LINE_FORMATS:
-        raise OutputError(f"{output}: --output takes one line per file: use --format {' or '.join(LINE_FORMATS)}, "
-                          f"or --output-dir DIR for a {fmt} file per input")
     if resume:
         done = finished_files(output, fmt)
         paths = [p for p in paths if str(p) not in done]

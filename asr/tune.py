@@ -25,9 +25,13 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import LoadedModel, read_checkpoint, save_atomic
+from asr.config import ConfigError
+from asr.configs import LM_WEIGHT_RANGE, WORD_SCORE_RANGE
 from asr.data.manifest import ManifestError, Utterance
 from asr.decode import Decoder, DecodingOptions, Hypothesis, make_decoder
 from asr.evaluate import iter_emissions, score
+
+MAX_TRIALS = 10_000  # the most random (lm_weight, word_score) pairs one search takes
 
 
 def compute_emissions(loaded: LoadedModel, utterances: list[Utterance], device: str = "cpu",
@@ -53,7 +57,15 @@ def decode_emissions(decoder: Decoder, emissions: dict[str, torch.Tensor]) -> di
 
 def candidates(lm_weights: tuple[float, ...], word_scores: tuple[float, ...], trials: int = 0,
                seed: int = 0) -> list[tuple[float, float]]:
-    """The (lm_weight, word_score) pairs to try: the full grid, or `trials` random pairs within its ranges."""
+    """The (lm_weight, word_score) pairs to try: the full grid, or `trials` random pairs within its ranges.
+    ConfigError for a grid value outside DecodingOptions' bounds, or too many trials (before any model runs)."""
+    if not 0 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials must be between 0 and {MAX_TRIALS}, got {trials}")
+    for name, values, (low, high) in (("lm_weight", lm_weights, LM_WEIGHT_RANGE),
+                                      ("word_score", word_scores, WORD_SCORE_RANGE)):
+        for value in values:
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     if not trials:
         return list(itertools.product(lm_weights, word_scores))
     rng = random.Random(seed)

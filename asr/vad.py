@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 
 from asr.audio import SAMPLE_RATE
-from asr.config import ConfigError
+from asr.config import ConfigError, option
 from asr.errors import AsrError
 
 VAD_INSTALL = "pip install silero-vad onnxruntime"  # core dependencies; missing only after pip install --no-deps
@@ -51,12 +51,12 @@ class VadUnavailable(AsrError):
 class SegmentOptions:
     """How a recording is cut into segments for the model. Frozen: build a new one to change it."""
 
-    vad: Literal["silero", "none"] = "silero"  # what finds the pauses; none: a file is one segment (<= max)
-    vad_threshold: float = 0.5  # speech probability where speech starts
-    min_pause_seconds: float = 0.5  # a pause at least this long ends a segment
-    max_segment_seconds: float = 20.0  # longer speech is cut at its longest pause (training utterances: 2-20 s)
-    pad_seconds: float = 0.3  # audio kept before and after each segment's speech
-    min_speech_seconds: float = 0.25  # segments with less speech are dropped
+    vad: Literal["silero", "none"] = option("silero", "what finds the pauses; none: a file is one segment (<= max)")
+    vad_threshold: float = option(0.5, "speech probability where speech starts")
+    min_pause_seconds: float = option(0.5, "a pause at least this long ends a segment")
+    max_segment_seconds: float = option(20.0, "longer speech is cut at its longest pause (training utterances: 2-20 s)")
+    pad_seconds: float = option(0.3, "audio kept before and after each segment's speech")
+    min_speech_seconds: float = option(0.25, "segments with less speech are dropped")
 
     def __post_init__(self):
         bounds = {"vad_threshold": (0.05, 0.95), "min_pause_seconds": (0.05, 10.0),

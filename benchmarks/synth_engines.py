@@ -24,7 +24,7 @@ import torch
 from common import TRAIN_MANIFEST, machine_line
 
 from asr.audio import SAMPLE_RATE
-from asr.synth.corpus import plan_jobs, render
+from asr.synth.corpus import plan_jobs, synthesize
 from asr.synth.prompts import load_sources
 from asr.synth.voices import available_engines
 
@@ -46,11 +46,11 @@ def main() -> None:
     print(f"  {'engine':<10} {'audio s':>8} {'render x':>9} {'+ Opus x':>9} {'MB per hour':>12}")
     for engine in available_engines():
         jobs = plan_jobs(sources, args.count, seed=0, engines=[engine])
-        render(jobs[0])  # warm-up: piper loads its network, the others fill the page cache
+        synthesize(jobs[0])  # warm-up: piper loads its network, the others fill the page cache
         audio_seconds = render_cpu = encode_cpu = size = 0.0
         for job in jobs:
             start = cpu_seconds()
-            audio = render(job)
+            audio = synthesize(job)
             middle = cpu_seconds()
             buffer = io.BytesIO()
             sf.write(buffer, audio, SAMPLE_RATE, format="OGG", subtype="OPUS")

@@ -2,10 +2,10 @@
 kill-and-resume tests (test_train.py, test_transcribe.py, test_synth_corpus.py).
 
     python tests/signal_after.py MODULE:FUNCTION N SIGNAL self|group ASR-ARGS...
-    python tests/signal_after.py asr.train:log_window 5 SIGKILL group train --config c.yaml --exp-dir exp
+    python tests/signal_after.py asr.metrics_logger:MetricsLogger.log_window 5 SIGKILL group train --exp-dir exp
 
-Right after the Nth call of MODULE.FUNCTION returns (a module-level function, looked up by
-its callers at call time), SIGNAL goes to this process ("self", as a job scheduler's SIGTERM
+Right after the Nth call of MODULE.FUNCTION returns (a module-level function or a class's
+method, looked up by its callers at call time), SIGNAL goes to this process ("self", as a job scheduler's SIGTERM
 does) or to its whole process group, DataLoader workers included ("group", as Ctrl-C or
 `kill -9 -PGID` do). Start it in a session of its own (`start_new_session=True`) so that the
 group holds only this run. SIGSTOP lets a test look at the files at that point
@@ -28,10 +28,14 @@ from asr.cli import main
 
 
 def signal_after(target: str, calls: int, signum: int, to_group: bool) -> None:
-    """Wrap `target` ("module:function") so that its `calls`-th return sends `signum`."""
-    module_name, _, name = target.partition(":")
-    module = importlib.import_module(module_name)
-    function = getattr(module, name)
+    """Wrap `target` ("module:function" or "module:Class.method") so that its `calls`-th return
+    sends `signum`."""
+    module_name, _, dotted = target.partition(":")
+    *classes, name = dotted.split(".")
+    owner = importlib.import_module(module_name)
+    for attribute in classes:
+        owner = getattr(owner, attribute)
+    function = getattr(owner, name)
     count = 0
 
     @functools.wraps(function)
@@ -46,7 +50,7 @@ def signal_after(target: str, calls: int, signum: int, to_group: bool) -> None:
                 os.kill(os.getpid(), signum)
         return result
 
-    setattr(module, name, counted)
+    setattr(owner, name, counted)
 
 
 if __name__ == "__main__":

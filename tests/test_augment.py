@@ -21,14 +21,13 @@ from asr.data.augment import (
     coloured_noise,
     ensure_rir_bank,
     join_groups,
-    joined_seconds,
     load_rir_bank,
     reverberate,
     telephone,
 )
 from asr.data.dataset import UtteranceDataset
 from asr.data.manifest import read_manifest
-from asr.data.sampler import DurationBatchSampler
+from asr.data.sampler import DurationBatchSampler, joined_seconds
 from asr.features import FeatureConfig
 from asr.text import CharTokenizer
 
@@ -155,7 +154,7 @@ def test_join_groups_cover_every_utterance_once_within_the_cap():
     config = AugmentConfig(join_prob=0.5, join_max_seconds=20.0)
     groups = join_groups(durations, config, seed=0, epoch=0)
     assert sorted(i for g in groups for i in g) == list(range(500))
-    assert all(joined_seconds(durations, g, config) <= 20.0 for g in groups if len(g) > 1)
+    assert all(joined_seconds(durations, g, config.join_pause[1]) <= 20.0 for g in groups if len(g) > 1)
     assert {len(g) for g in groups} >= {1, 2, 3, 4} and max(len(g) for g in groups) <= 4
     assert groups == join_groups(durations, config, seed=0, epoch=0)
     assert groups != join_groups(durations, config, seed=0, epoch=1)
@@ -173,7 +172,8 @@ def test_joined_examples_in_batches_and_in_the_dataset(speech_manifest):
     assert sorted(i for item in items for i in item) == list(range(len(utts)))
     assert any(len(item) > 1 for item in items)
     for batch in batches:
-        assert len(batch) * max(joined_seconds(durations, g, config) for g in batch) <= 12.0 or len(batch) == 1
+        longest = max(joined_seconds(durations, g, config.join_pause[1]) for g in batch)
+        assert len(batch) * longest <= 12.0 or len(batch) == 1
     dataset = UtteranceDataset(utts, FeatureConfig(), CharTokenizer(), augment=config)
     group = next(item for item in items if len(item) > 1)
     uid, feats, tokens = dataset[group]
@@ -181,7 +181,8 @@ def test_joined_examples_in_batches_and_in_the_dataset(speech_manifest):
     assert CharTokenizer().decode(tokens.tolist()) == " ".join(utts[i].text for i in group)
     frames = functools.partial(num_frames, FeatureConfig())
     low = frames(int(sum(durations[i] for i in group) * SAMPLE_RATE))
-    assert low <= feats.shape[0] <= frames(int(joined_seconds(durations, group, config) * SAMPLE_RATE)) + 1
+    high = frames(int(joined_seconds(durations, group, config.join_pause[1]) * SAMPLE_RATE))
+    assert low <= feats.shape[0] <= high + 1
     again = UtteranceDataset(utts, FeatureConfig(), CharTokenizer(), augment=config)[group]
     assert uid == again[0] and np.array_equal(feats.numpy(), again[1].numpy())
 

@@ -22,7 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.checkpoint import read_checkpoint
-from asr.cli import build_parser, main, modern_spelling
+from asr.cli import build_parser, main
 from asr.data.manifest import read_manifest
 from asr.metrics import char_errors
 
@@ -343,21 +343,16 @@ def test_help_shows_real_defaults_and_choices(capsys):
     assert "--model.hidden-size INT per direction (default: 256)" in text
 
 
-def test_the_old_snake_case_spellings_still_work_with_a_note(capsys):
-    argv = modern_spelling(["train", "--exp-dir", "x", "--train.max_batch_seconds", "5", "--train_manifest=m.jsonl",
-                            "--", "--keep_this"])
-    assert argv == ["train", "--exp-dir", "x", "--train.max-batch-seconds", "5", "--train-manifest=m.jsonl",
-                    "--", "--keep_this"]
-    notes = capsys.readouterr().err.splitlines()
-    assert len(notes) == 2 and all(n.startswith("note: ") and "deprecated" in n for n in notes)
-    assert "write --train.max-batch-seconds" in notes[0]
-    args = build_parser().parse_args(argv[:6])
-    assert vars(args)["train.max_batch_seconds"] == "5" and args.train_manifest == "m.jsonl"
+def test_the_snake_case_spellings_of_0_1_are_gone(capsys):
+    """Removed (CHANGELOG.md): argparse refuses them, naming the flag."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--exp-dir", "x", "--train.max_batch_seconds", "5"])
+    assert exit_info.value.code == 2 and "--train.max_batch_seconds" in capsys.readouterr().err
 
 
 HELP_PROBE = """
 import sys
-from asr.cli import build_parser, main, modern_spelling
+from asr.cli import build_parser, main
 for argv in {commands!r}:
     try:
         main(argv)

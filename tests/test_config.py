@@ -1,15 +1,18 @@
 """Layered config: YAML/flag values are coerced to the dataclass field types."""
 
-import ast
+import argparse
 import dataclasses
-import importlib
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
 import pytest
 
-from asr import config
-from asr.config import ConfigError, field_specs, merge, to_dict
+from asr.config import ConfigError, add_flags, leaf_fields, merge, option, to_dict
+from asr.configs import DecodingOptions, RunConfig, TranscribeOptions
+from asr.serve import ServeConfig
+from asr.vad import SegmentOptions
 
 
 @dataclass
@@ -39,44 +42,36 @@ def test_wrong_type_and_unknown_field_are_config_errors():
         merge(Example(), {"nope": 1})
 
 
-def _leaf_fields(cls, prefix=""):
-    """(dotted name, default) of every leaf field of an imported dataclass."""
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if dataclasses.is_dataclass(default):
-            yield from _leaf_fields(type(default), f"{prefix}{f.name}.")
-        else:
-            yield prefix + f.name, default
+@pytest.mark.parametrize("cls", [RunConfig, DecodingOptions, SegmentOptions, TranscribeOptions, ServeConfig])
+def test_every_flag_has_help_and_its_default(cls):
+    """Each field's help comes from its `option(...)` metadata, and --help shows the real default."""
+    parser = argparse.ArgumentParser()
+    add_flags(parser, cls)
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert list(actions) == [name for name, _, _ in leaf_fields(cls)]
+    for name, _, f in leaf_fields(cls):
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        assert f.metadata["help"] and actions[name].help.startswith(f.metadata["help"].replace("%", "%%"))
+        shown = value if isinstance(value, str) and value else repr(value)
+        assert actions[name].help.endswith(f"(default: {shown})")
 
 
-@pytest.mark.parametrize("ref", ["asr.train:RunConfig", "asr.decode:DecodingOptions", "asr.vad:SegmentOptions",
-                                 "asr.transcribe:TranscribeOptions"])
-def test_flags_read_from_source_match_the_imported_dataclass(ref, monkeypatch):
-    """The flags come from the source text (no torch import); they must be exactly the real
-    fields, with the real defaults. Without source (a .pyc-only install) the imported class
-    gives the same names."""
-    module, name = ref.split(":")
-    real = dict(_leaf_fields(getattr(importlib.import_module(module), name)))
-    specs = field_specs(ref)
-    assert [s.name for s in specs] == list(real)
-    for spec in specs:
-        value = real[spec.name]
-        if isinstance(value, str) and value:
-            assert spec.default == value, spec  # strings are shown without quotes
-        else:
-            assert (float(spec.default) if spec.default.endswith("inf") else ast.literal_eval(spec.default)) == value
-    monkeypatch.setattr(config, "_find_class", lambda *args, **kwargs: None)
-    assert [s.name for s in field_specs(ref)] == list(real)
+def test_config_help_needs_no_torch():
+    """`asr --help` lists every config field: the dataclasses live in torch-free modules."""
+    code = "import sys, asr.configs, asr.vad, asr.serve; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
 @dataclass
 class Choosy:
-    decoder: Literal["greedy", "beam"] = "greedy"  # how to decode
+    decoder: Literal["greedy", "beam"] = option("greedy", "how to decode")
 
 
 def test_literal_fields_list_their_choices_and_reject_others():
-    [spec] = field_specs(f"{__name__}:Choosy")
-    assert spec.choices == ("greedy", "beam") and spec.help == "how to decode" and spec.default == "greedy"
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Choosy)
+    [action] = [a for a in parser._actions if a.dest == "decoder"]
+    assert action.choices == ("greedy", "beam") and action.help == "how to decode (default: greedy)"
     assert merge(Choosy(), {"decoder": "beam"}).decoder == "beam"
     with pytest.raises(ConfigError, match="decoder must be one of greedy, beam"):
         merge(Choosy(), {"decoder": "beem"})

@@ -24,10 +24,11 @@ import torch
 
 from asr.checkpoint import read_checkpoint
 from asr.config import ConfigError
-from asr.distributed import exit_without_finalizing
+from asr.distributed import Distributed, exit_without_finalizing
 from asr.features import SpecAugmentConfig
 from asr.model import ModelConfig
-from asr.train import RunConfig, TrainConfig, Trainer, run
+from asr.text import CharTokenizer
+from asr.train import RunConfig, TrainConfig, build_optimization, resolve, run
 
 pytestmark = pytest.mark.slow  # every test reads the runs of one torchrun launch (~20 s)
 
@@ -90,7 +91,8 @@ def test_ddp_matches_a_single_process_with_the_same_global_batch(ddp_dir, speech
     ddp = weights(ddp_dir / "ddp-rank0.pt")
     single = run(tiny_config(speech_manifest, grad_accum=2), tmp_path / "accum2").model.state_dict()
     other_batching = run(tiny_config(speech_manifest), tmp_path / "accum1").model.state_dict()
-    initial = Trainer(tiny_config(speech_manifest), tmp_path / "init").model.state_dict()
+    initial = build_optimization(resolve(tiny_config(speech_manifest), CharTokenizer()), Distributed(),
+                                 torch.device("cpu")).model.state_dict()
     for key in ddp:
         torch.testing.assert_close(single[key], ddp[key], **TOLERANCE, msg=key)
     # Adam hides a constant factor in the gradients; the logged loss and gradient norm do not.
@@ -144,10 +146,10 @@ def worker(manifest: str, work: Path) -> None:
 
     rank = int(os.environ["RANK"])
     dist.init_process_group("gloo")  # ours, so that run() may be called several times
-    trainer = run(tiny_config(manifest), work / "ddp")
-    torch.save(trainer.model.state_dict(), work / f"ddp-rank{rank}.pt")
-    trainer = run(tiny_config(manifest, noisy=True), work / "noisy")
-    torch.save(trainer.model.state_dict(), work / f"noisy-rank{rank}.pt")
+    result = run(tiny_config(manifest), work / "ddp")
+    torch.save(result.model.state_dict(), work / f"ddp-rank{rank}.pt")
+    result = run(tiny_config(manifest, noisy=True), work / "noisy")
+    torch.save(result.model.state_dict(), work / f"noisy-rank{rank}.pt")
 
     compute_loss, calls = asr.train.compute_loss, []
 
@@ -163,8 +165,8 @@ def worker(manifest: str, work: Path) -> None:
     except Crash:
         pass
     asr.train.compute_loss = compute_loss
-    trainer = run(tiny_config(manifest, noisy=True), work / "resumed")
-    torch.save(trainer.model.state_dict(), work / f"resumed-rank{rank}.pt")
+    result = run(tiny_config(manifest, noisy=True), work / "resumed")
+    torch.save(result.model.state_dict(), work / f"resumed-rank{rank}.pt")
     dist.destroy_process_group()
     exit_without_finalizing(0)
 

@@ -22,7 +22,7 @@ from asr.checkpoint import load_model
 from asr.cli import main
 from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
 from asr.decode import DecodingOptions
-from asr.lm import CorpusError, build_lm, download_librispeech, spell
+from asr.lm import CorpusError, build_lm, download_librispeech_lm, spell
 from asr.text import CharTokenizer
 from asr.tune import candidates, compute_emissions, save_decoding, tune
 
@@ -97,7 +97,7 @@ def test_librispeech_download_is_lowercased_for_our_tokenizer(tmp_path, monkeypa
         return Path(path)
 
     monkeypatch.setattr("asr.corpora.download.download_file", fake_download)
-    result = download_librispeech(tmp_path / "ls")
+    result = download_librispeech_lm(tmp_path / "ls")
     assert all(url.startswith(lm_module.OPENSLR_11) for url in fetched)
     model = ArpaModel(result["lm"])
     assert model.log10_prob([], "hello") == pytest.approx(-0.3 - 0.5)  # backs off from <s>
@@ -152,7 +152,8 @@ def test_tuned_decoding_is_stored_and_used_by_evaluate(tiny_checkpoint, tmp_path
     assert stored.lm == str((lm_dir / "lm.arpa").resolve())
     assert load_model(checkpoint).decoding == DecodingOptions()  # --out leaves the original alone
 
-    from asr.cli import build_parser, decoding_options
+    from asr.cli import build_parser
+    from asr.commands import decoding_options
 
     args = build_parser().parse_args(["evaluate", "--model", "m", "--manifest", "x"])
     assert decoding_options(args, loaded) == stored

@@ -35,9 +35,9 @@ from asr.decode import make_decoder  # noqa: E402
 from asr.pretrained import default_model_path  # noqa: E402
 from asr.serve import ServeConfig  # noqa: E402
 from asr.serve.app import create_app  # noqa: E402
-from asr.serve.formats import FORMATS  # noqa: E402
 from asr.serve.recognizer import Cancelled, Recognizer  # noqa: E402
 from asr.transcribe import transcribe  # noqa: E402
+from asr.writers import API_FORMATS as FORMATS  # noqa: E402
 
 URL = "/v1/audio/transcriptions"
 

@@ -96,6 +96,11 @@ def wait_until(driver, condition, seconds: float = 60):
     return WebDriverWait(driver, seconds, poll_frequency=0.1).until(condition)
 
 
+# Seconds of audio the page's recorder has received so far (its `recorder` is a global of the page).
+CAPTURED_SECONDS = ("return recorder ? recorder.chunks.reduce((n, c) => n + c.length, 0) / recorder.context.sampleRate"
+                    " : 0;")
+
+
 def page_state(driver) -> str:
     return driver.find_element("tag name", "body").get_attribute("data-state")
 
@@ -191,9 +196,11 @@ def test_microphone_recording_is_sent_as_wav_and_transcribed(server, sentence, t
         record.send_keys(Keys.ENTER)  # keyboard only
         wait_until(driver, lambda d: page_state(d) in ("recording", "error"))
         assert page_state(driver) == "recording", driver.find_element("id", "error").text
-        # The fake microphone loops the file from wherever it is: record long enough to hear the
-        # file's first second whole at least once.
-        time.sleep(len(source) / rate + 1.5)
+        # The fake microphone loops the file from wherever it is: record until the page holds
+        # enough audio to hear the file's first second whole at least once (the captured samples,
+        # not the wall clock: a busy machine delivers them late).
+        wanted = len(source) / rate + 1.5
+        wait_until(driver, lambda d: d.execute_script(CAPTURED_SECONDS) >= wanted)
         record.send_keys(Keys.ENTER)
         wait_until(driver, lambda d: page_state(d) in ("done", "error"))
         assert page_state(driver) == "done", driver.find_element("id", "error").text

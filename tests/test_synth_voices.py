@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from asr.audio import SAMPLE_RATE
-from asr.synth.corpus import SynthJob
+from asr.synth.job import SynthJob
 from asr.synth.voices import (
     ENGINE_WEIGHTS,
     HELDOUT_VOICES,

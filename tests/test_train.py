@@ -20,14 +20,16 @@ import yaml
 from conftest import ONE_THREAD_ENV, signal_after
 
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint
+from asr.checkpointer import Checkpointer, load_initial_weights
 from asr.cli import main
 from asr.config import ConfigError, to_dict
-from asr.data.manifest import read_manifest
+from asr.data.manifest import read_manifest, read_mix
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
 from asr.features import FeatureConfig
-from asr.model import ModelConfig
-from asr.train import RunConfig, TrainConfig, Trainer, get_lr, run
+from asr.model import CTCModel, ModelConfig
+from asr.text import CharTokenizer
+from asr.train import RunConfig, TrainConfig, get_lr, resolve, run
 
 
 def test_get_lr_warms_up_linearly_then_follows_a_cosine():
@@ -128,10 +130,13 @@ def _comparable(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("audio_sec_per_sec", "elapsed_s")} for r in records]  # timings
 
 
+LOG_WINDOW = "asr.metrics_logger:MetricsLogger.log_window"  # called once per logged window, on every rank
+
+
 def _signalled_run(calls: int, signal_name: str, whom: str, args: list[str]) -> subprocess.CompletedProcess:
     """`asr ARGS` (a training run) that signals itself or its process group right after its
     `calls`-th log window (with log_every 1: step `calls`)."""
-    return subprocess.run(signal_after("asr.train:log_window", calls, signal_name, whom, args), env=ONE_THREAD_ENV,
+    return subprocess.run(signal_after(LOG_WINDOW, calls, signal_name, whom, args), env=ONE_THREAD_ENV,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                           timeout=300)
 
@@ -222,7 +227,7 @@ def test_a_log_file_gets_plain_step_lines_as_training_goes(resume_config, speech
     args = ["train", "--config", str(resume_config), "--exp-dir", str(exp_dir), "--train.num-workers", "0",
             "--train.epochs", "2", "--train.log-every", "2", "--dev-manifest", str(speech_manifest)]
     with open(log, "w") as out:  # the run stops itself (SIGSTOP) after its first log window, step 2
-        proc = subprocess.Popen(signal_after("asr.train:log_window", 1, "SIGSTOP", "self", args), env=ONE_THREAD_ENV,
+        proc = subprocess.Popen(signal_after(LOG_WINDOW, 1, "SIGSTOP", "self", args), env=ONE_THREAD_ENV,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _, status = os.waitpid(proc.pid, os.WUNTRACED)
@@ -267,7 +272,7 @@ def test_logged_loss_and_gradient_norm_are_means_over_the_log_window(speech_mani
         assert line["audio_sec_per_sec"] > 0
 
 
-def test_init_from_starts_a_new_run_from_weights_and_refuses_other_sizes(speech_manifest, tmp_path):
+def test_init_from_starts_a_new_run_from_weights_and_refuses_other_sizes(speech_manifest, tmp_path, capsys):
     def config(hidden_size: int, init_from: str) -> RunConfig:
         return RunConfig(train_manifest=f"{speech_manifest}*2",  # every utterance twice
                          model=ModelConfig(hidden_size=hidden_size, num_layers=1),
@@ -275,30 +280,33 @@ def test_init_from_starts_a_new_run_from_weights_and_refuses_other_sizes(speech_
                                            init_from=init_from))
 
     source = tmp_path / "source"
-    run(config(16, ""), source)
-    trainer = Trainer(config(16, str(source / "last.pt")), tmp_path / "new")
-    trainer.start_from(source / "last.pt")
+    first = run(config(16, ""), source)
+    tokenizer = CharTokenizer()
+    model = CTCModel(resolve(config(16, ""), tokenizer).model)
+    load_initial_weights(source / "last.pt", model, tokenizer, config(16, ""))
     saved = read_checkpoint(source / "last.pt")["model_state_dict"]
-    assert all(torch.equal(v, saved[k]) for k, v in trainer.model.state_dict().items())
-    assert trainer.state.step == 0 and len(trainer.train_utts) == 2 * len(read_manifest(speech_manifest))
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    assert len(read_mix(f"{speech_manifest}*2")) == 2 * len(read_manifest(speech_manifest))
     with pytest.raises(ConfigError, match="does not match"):
-        Trainer(config(8, ""), tmp_path / "other").start_from(source / "last.pt")
+        other = resolve(config(8, ""), tokenizer)
+        load_initial_weights(source / "last.pt", CTCModel(other.model), tokenizer, other)
     finished = run(config(16, str(source / "last.pt")), tmp_path / "continued")
-    assert finished.state.step == trainer.steps_per_epoch  # a whole new epoch, not a resume
+    assert finished.state.step == first.steps_per_epoch  # a whole new epoch, not a resume
+    assert "starting from the weights of" in capsys.readouterr().out
 
 
 def test_the_trainer_resolves_a_copy_of_the_config_and_leaves_the_callers_alone(speech_manifest, tmp_path):
     config = RunConfig(train_manifest=str(speech_manifest), features=FeatureConfig(n_mels=40),
                        model=ModelConfig(hidden_size=8, num_layers=1, vocab_size=5),
                        train=TrainConfig(epochs=1, max_batch_seconds=4.0, num_workers=0, device="cpu"))
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=1))
     before = copy.deepcopy(config)
-    trainer = Trainer(config, tmp_path / "exp")
+    result = run(config, tmp_path / "exp")
     assert config == before
-    assert trainer.config.model == ModelConfig(n_mels=40, hidden_size=8, num_layers=1,
-                                               vocab_size=len(trainer.tokenizer))
-    assert trainer.model.config == trainer.config.model
-    trainer.save()
-    assert read_checkpoint(tmp_path / "exp" / "last.pt")["train_state"]["run_config"] == to_dict(trainer.config)
+    resolved = resolve(config, CharTokenizer())
+    assert resolved.model == ModelConfig(n_mels=40, hidden_size=8, num_layers=1, vocab_size=len(CharTokenizer()))
+    assert result.model.config == resolved.model
+    assert read_checkpoint(tmp_path / "exp" / "last.pt")["train_state"]["run_config"] == to_dict(resolved)
 
 
 class Crash(Exception):
@@ -314,13 +322,13 @@ def test_resume_keeps_exactly_one_line_per_logged_step_and_evaluation(speech_man
                        model=ModelConfig(hidden_size=16, num_layers=1),
                        train=TrainConfig(epochs=2, max_batch_seconds=4.0, warmup_steps=2, log_every=1,
                                          checkpoint_every=3, num_workers=0, device="cpu"))
-    trainer = run(config, tmp_path / "uninterrupted")
-    assert trainer.steps_per_epoch == 3  # so the checkpoint at step 3 comes just before the epoch's evaluation
+    result = run(config, tmp_path / "uninterrupted")
+    assert result.steps_per_epoch == 3  # so the checkpoint at step 3 comes just before the epoch's evaluation
 
-    def crash(self):
+    def crash(self, model, epoch):
         raise Crash
     with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "save_epoch", crash)  # right after the evaluation at the end of epoch 0
+        patch.setattr(Checkpointer, "save_epoch", crash)  # right after the evaluation at the end of epoch 0
         with pytest.raises(Crash):
             run(config, tmp_path / "crashed")
     assert [r["step"] for r in _metrics(tmp_path / "crashed") if "dev_wer" in r] == [3]

@@ -41,7 +41,6 @@ import io
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +48,8 @@ import soundfile as sf
 
 from asr.atomic import atomic_path
 from asr.audio import SAMPLE_RATE
+from asr.configs import AugmentConfig
+from asr.data.sampler import joined_seconds
 from asr.errors import AsrError
 
 TELEPHONE_RATE = 8000  # Hz
@@ -61,37 +62,6 @@ class AugmentError(AsrError):
     """An augmentation setting or resource that cannot be used."""
 
 
-@dataclass
-class AugmentConfig:
-    """Probabilities (0 = off) and strength ranges of the training-audio augmentations."""
-
-    noise_prob: float = 0.0  # share of examples with additive noise (coloured or babble)
-    noise_snr_db: tuple[float, float] = (5.0, 25.0)  # SNR range (dB) the noise is drawn at
-    babble_share: float = 0.5  # of the noisy examples, the share with babble rather than coloured noise
-    babble_talkers: tuple[int, int] = (3, 6)  # other training utterances summed into one babble
-    reverb_prob: float = 0.0  # share of examples played in a simulated room
-    rt60: tuple[float, float] = (0.2, 0.9)  # seconds, of the rooms in the bank
-    rir_count: int = 200  # rooms in the bank
-    rir_bank: str = ""  # .npz bank of impulse responses; "" = EXP_DIR/rir_bank.npz, rendered on first use
-    telephone_prob: float = 0.0  # share of examples sent through a phone line (8 kHz, GSM or mu-law)
-    gsm_share: float = 0.5  # of the telephone examples, the share with GSM 06.10 rather than mu-law
-    codec_prob: float = 0.0  # share of examples coded with Opus or MP3 at a low bitrate
-    codec_levels: tuple[float, float] = (0.9, 0.99)  # libsndfile compression level
-    mp3_share: float = 0.5  # of the codec examples, the share with MP3 rather than Opus
-    gain_prob: float = 0.0  # share of examples with a random gain (clipped at full scale)
-    gain_db: tuple[float, float] = (-15.0, 15.0)  # gain range in dB
-    join_prob: float = 0.0  # share of utterances that start a joined example
-    join_count: tuple[int, int] = (2, 4)  # utterances in a joined example
-    join_max_seconds: float = 20.0  # longest joined example, pauses included
-    join_pause: tuple[float, float] = (0.1, 0.6)  # seconds between joined utterances
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any per-example augmentation is on (joining is the sampler's business)."""
-        return any(p > 0 for p in (self.noise_prob, self.reverb_prob, self.telephone_prob, self.codec_prob,
-                                   self.gain_prob))
-
-
 def join_groups(durations: list[float] | np.ndarray, config: AugmentConfig, seed: int,
                 epoch: int) -> list[tuple[int, ...]]:
     """The examples of an epoch as groups of utterance indices; every utterance is in exactly one.
@@ -102,24 +72,17 @@ def join_groups(durations: list[float] | np.ndarray, config: AugmentConfig, seed
     groups, position = [], 0
     low, high = config.join_count
     while position < len(order):
-        group, seconds = [order[position]], durations[order[position]]
+        group = [order[position]]
         position += 1
         if config.join_prob > 0 and rng.random() < config.join_prob:
             size = int(rng.integers(low, high + 1))
             while len(group) < size and position < len(order):
-                more = seconds + config.join_pause[1] + durations[order[position]]
-                if more > config.join_max_seconds:
+                if joined_seconds(durations, (*group, order[position]), config.join_pause[1]) > config.join_max_seconds:
                     break
                 group.append(order[position])
-                seconds = more
                 position += 1
         groups.append(tuple(group))
     return groups
-
-
-def joined_seconds(durations: list[float] | np.ndarray, group: tuple[int, ...], config: AugmentConfig) -> float:
-    """An upper bound on the duration of the joined example (longest pauses)."""
-    return float(sum(durations[i] for i in group)) + config.join_pause[1] * (len(group) - 1)
 
 
 def join(pieces: list[np.ndarray], rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:

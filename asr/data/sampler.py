@@ -84,7 +84,7 @@ class DurationBatchSampler:
         if self.groups is None:
             return list(range(len(self.durations))), self.durations
         groups = self.groups(epoch)
-        seconds = [self.durations[list(g)].sum() + self.gap_seconds * (len(g) - 1) for g in groups]
+        seconds = [joined_seconds(self.durations, g, self.gap_seconds) for g in groups]
         return groups, np.asarray(seconds, dtype=np.float64)
 
     def _pack(self, order: np.ndarray, durations: np.ndarray) -> list[list[int]]:
@@ -107,3 +107,9 @@ class DurationBatchSampler:
 
     def __len__(self) -> int:
         return max(0, len(self.batches(self.epoch)) - self.start_batch)
+
+
+def joined_seconds(durations, group: tuple[int, ...], gap_seconds: float) -> float:
+    """The duration of the utterances `group` (indices into `durations`) joined into one example
+    with `gap_seconds` between them: the sampler budgets it, the augmenter caps it."""
+    return float(sum(durations[i] for i in group)) + gap_seconds * (len(group) - 1)

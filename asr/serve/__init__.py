@@ -12,20 +12,22 @@ The package is split so that each part can be read (and tested) alone:
     recognizer.py  the model and its decoders; `Recognizer.transcribe` is the one call into
                    the transcription library (asr.transcribe)
     scheduler.py   bounded admission, the FIFO queue, the worker pool and batching
-    formats.py     the five response formats of a transcript
-    app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors
+    app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors;
+                   `serve` runs it with uvicorn
+The five response formats of a transcript are asr.writers' (shared with `asr transcribe`).
+This __init__ holds the settings (`ServeConfig`) and the listening socket (`listen`).
 
-Only app.py and `serve` import FastAPI / uvicorn (the optional `serve` extra, asr.extras), so
+Only app.py imports FastAPI / uvicorn (the optional `serve` extra, asr.extras), so
 the rest of the toolkit never needs them; `require_extra` says in one line what to install
 when they are missing.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from dataclasses import dataclass
 
+from asr.config import option
 from asr.errors import AsrError
 from asr.extras import require
 
@@ -40,12 +42,12 @@ class ServeError(AsrError):
 class ServeConfig:
     """Pool sizes and limits of the server. Frozen: build a new one to change it."""
 
-    workers: int = 0  # model worker threads; 0: one per core
-    queue_size: int = 32  # requests admitted at once (uploading, waiting or running); more get 503
-    max_batch: int = 4  # short requests waiting at the same time go through the model together (1: never)
-    max_upload_mb: float = 25.0  # largest upload, in MB (OpenAI's limit); larger ones get 413
-    max_audio_seconds: float = 600.0  # longest audio; longer gets 413
-    min_audio_seconds: float = 0.05  # shortest audio; shorter gets 400 (under one feature frame)
+    workers: int = option(0, "model worker threads; 0: one per core")
+    queue_size: int = option(32, "requests admitted at once (uploading, waiting or running); more get 503")
+    max_batch: int = option(4, "short requests waiting at the same time go through the model together (1: never)")
+    max_upload_mb: float = option(25.0, "largest upload, in MB (OpenAI's limit); larger ones get 413")
+    max_audio_seconds: float = option(600.0, "longest audio; longer gets 413")
+    min_audio_seconds: float = option(0.05, "shortest audio; shorter gets 400 (under one feature frame)")
 
     def __post_init__(self):
         if self.workers == 0:
@@ -86,25 +88,3 @@ def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port} ({err.strerror})") from None
     return sock
-
-
-def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
-    """Serve `recognizer` on the socket from `listen` until interrupted; prints the URL first."""
-    import uvicorn
-
-    from asr.serve.app import create_app
-    from asr.threads import set_threads, usable_cores
-
-    # Each worker gets an equal share of the cores for torch's intra-op threads: several
-    # workers each using every core would fight over them.
-    set_threads(max(1, usable_cores() // config.workers))
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-    print(f"asr serve: {recognizer.model_id} on http://{shown}:{port}/ "
-          f"({config.workers} workers, queue {config.queue_size})", flush=True)
-    if not ipaddress.ip_address(host).is_loopback:
-        print("asr serve: listening beyond this machine, without authentication: anyone who can reach "
-              "this port can use it", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(recognizer, config), log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    server.run(sockets=[sock])

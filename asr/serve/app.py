@@ -1,7 +1,8 @@
 """The FastAPI application of `asr serve`: routes, upload handling, limits and JSON errors.
 
     app = create_app(Recognizer(loaded, decoding, workers=2), ServeConfig())
-    # uvicorn.run(app) serves it; fastapi.testclient.TestClient(app) tests it
+    # serve(recognizer, config, listen(host, port)) runs it with uvicorn;
+    # fastapi.testclient.TestClient(app) tests it
 
 Every failure is a JSON body in OpenAI's error shape, never a traceback:
     {"error": {"message": "...", "type": "invalid_request_error", "param": "file", "code": "invalid_audio"}}
@@ -23,7 +24,9 @@ multipart body to an anonymous temporary file, which is gone once closed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import shutil
+import socket
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,9 +43,9 @@ from starlette.requests import ClientDisconnect
 from asr import __version__
 from asr.audio import AudioError, audio_info
 from asr.serve import ServeConfig
-from asr.serve.formats import FORMATS, render
 from asr.serve.recognizer import Recognizer
 from asr.serve.scheduler import Scheduler
+from asr.writers import API_FORMATS, response
 
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 FORM_OVERHEAD_BYTES = 65_536  # multipart boundaries, headers and the small fields, beyond the file itself
@@ -132,6 +135,38 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes + FORM_OVERHEAD_BYTES,
                        upload_bytes=config.max_upload_bytes)
 
+    _add_error_handlers(app, config)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "model": recognizer.model_id, "workers": config.workers,
+                "requests": {"admitted": scheduler.admitted, "waiting": scheduler.waiting,
+                             "running": scheduler.running, "limit": config.queue_size},
+                "limits": {"max_upload_bytes": config.max_upload_bytes,
+                           "max_audio_seconds": config.max_audio_seconds}}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [model_info]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        if model_id != model_info["id"]:
+            raise ApiError(404, f"model {model_id!r} not found; this server has {model_info['id']!r}",
+                           "model_not_found", "model")
+        return model_info
+
+    _add_transcriptions(app, scheduler, config)
+    return app
+
+
+def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
+    """Every failure as a JSON body in OpenAI's error shape (see the module docstring)."""
+
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, err: ApiError):
         return error_response(err.status, err.message, err.code, err.param, err.headers)
@@ -156,28 +191,9 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
     async def on_bug(request: Request, err: Exception):  # the server (uvicorn) logs the traceback
         return error_response(500, f"internal error ({type(err).__name__}); the server logged it", "internal_error")
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index():
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
 
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok", "model": recognizer.model_id, "workers": config.workers,
-                "requests": {"admitted": scheduler.admitted, "waiting": scheduler.waiting,
-                             "running": scheduler.running, "limit": config.queue_size},
-                "limits": {"max_upload_bytes": config.max_upload_bytes,
-                           "max_audio_seconds": config.max_audio_seconds}}
-
-    @app.get("/v1/models")
-    async def models():
-        return {"object": "list", "data": [model_info]}
-
-    @app.get("/v1/models/{model_id:path}")
-    async def model(model_id: str):
-        if model_id != model_info["id"]:
-            raise ApiError(404, f"model {model_id!r} not found; this server has {model_info['id']!r}",
-                           "model_not_found", "model")
-        return model_info
+def _add_transcriptions(app: FastAPI, scheduler: Scheduler, config: ServeConfig) -> None:
+    """POST /v1/audio/transcriptions: admit, save the upload, check it, transcribe it, answer in its format."""
 
     @app.post("/v1/audio/transcriptions", openapi_extra=_OPENAPI_UPLOAD)
     async def transcriptions(request: Request):
@@ -217,10 +233,8 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
             raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
         if result is None:
             return Response(status_code=400)  # the client has gone; this is never sent
-        body, media_type = render(result, fmt, seconds, recognizer.loaded.tokenizer)
+        body, media_type = response(result, fmt, seconds, scheduler.recognizer.loaded.tokenizer)
         return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
-
-    return app
 
 
 def _read_fields(form) -> tuple[UploadFile, str]:
@@ -241,8 +255,8 @@ def _read_fields(form) -> tuple[UploadFile, str]:
     if files:
         raise ApiError(400, f"the field {files[0]!r} must be text, not a file", "invalid_field", files[0])
     fmt = form.get("response_format") or "json"
-    if fmt not in FORMATS:
-        raise ApiError(400, f"response_format {fmt!r} is not one of: {', '.join(FORMATS)}",
+    if fmt not in API_FORMATS:
+        raise ApiError(400, f"response_format {fmt!r} is not one of: {', '.join(API_FORMATS)}",
                        "invalid_response_format", "response_format")
     language = form.get("language")
     if language and language.strip().lower() not in ENGLISH:
@@ -298,5 +312,26 @@ async def _disconnect(request: Request) -> None:
 _OPENAPI_UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary"},
-                   "response_format": {"type": "string", "enum": list(FORMATS), "default": "json"},
+                   "response_format": {"type": "string", "enum": list(API_FORMATS), "default": "json"},
                    "model": {"type": "string"}, "language": {"type": "string", "enum": list(ENGLISH)}}}}}}}
+
+
+def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
+    """Serve `recognizer` on the socket from `listen` until interrupted; prints the URL first."""
+    import uvicorn
+
+    from asr.threads import set_threads, usable_cores
+
+    # Each worker gets an equal share of the cores for torch's intra-op threads: several
+    # workers each using every core would fight over them.
+    set_threads(max(1, usable_cores() // config.workers))
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+    print(f"asr serve: {recognizer.model_id} on http://{shown}:{port}/ "
+          f"({config.workers} workers, queue {config.queue_size})", flush=True)
+    if not ipaddress.ip_address(host).is_loopback:
+        print("asr serve: listening beyond this machine, without authentication: anyone who can reach "
+              "this port can use it", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(recognizer, config), log_level="warning",
+                                           timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])

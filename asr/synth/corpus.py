@@ -24,13 +24,11 @@ rest of its utterances with one line; a rerun tries them again.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
 import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +38,7 @@ from tqdm import tqdm
 from asr.atomic import atomic_path
 from asr.audio import SAMPLE_RATE
 from asr.data.manifest import Utterance, write_manifest
+from asr.synth.job import SynthJob
 from asr.synth.prompts import PromptSource, pick_prompt, split_source
 from asr.synth.voices import (
     DEFAULT_TIMEOUT,
@@ -47,10 +46,10 @@ from asr.synth.voices import (
     WARPS,
     EngineHung,
     SynthesisError,
+    available_engines,
     check_engines,
     speak,
     split_voices,
-    voice_setting,
 )
 
 AUDIO_SUFFIX = ".opus"
@@ -58,44 +57,10 @@ MANIFEST_EVERY = 500  # finished utterances between manifest rewrites
 HUNG_LIMIT = 3  # hangs in a row after which a worker gives up on an engine
 
 
-@dataclass(frozen=True)
-class SynthJob:
-    """One utterance to make. `tempo` > 1 is faster speech; `pitch` scales the voice's F0 (on top of
-    the warp, which scales formants and F0 together)."""
-
-    index: int
-    text: str  # upper case, as in corpus transcripts
-    engine: str
-    voice: str
-    tempo: float
-    pitch: float
-    word_gap: int  # espeak-ng -g: extra pause between words, in 10 ms units
-    pad_start: float  # seconds of (noise-only) lead-in
-    pad_end: float  # seconds of trailing silence
-    gain: float  # peak amplitude of the speech
-    noise_db: float  # level of the added white noise, dBFS
-    seed: int
-    warp: float = 1.0  # vocal-tract-length factor, one of voices.WARPS
-    noise_scale: float = 0.667  # piper: variability of the voice
-    noise_w: float = 0.8  # piper: variability of phoneme durations
-    source: str = ""  # the prompt source the text came from
-
-    @property
-    def id(self) -> str:
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return f"synth{self.index:06d}-{digest}"
-
-    @property
-    def speaker(self) -> str:
-        return voice_setting(self.engine, self.voice, self.warp)
-
-
 def plan_jobs(sources: list[PromptSource], count: int, seed: int = 0, engines: list[str] | None = None,
               split: str = "train") -> list[SynthJob]:
     """`count` jobs; job i depends only on (seed, i, sources, engines, split).
     `engines` default to all installed ones; `split` "dev" uses only the held-out voices and text."""
-    from asr.synth.voices import available_engines
-
     engines = available_engines() if engines is None else engines
     check_engines(engines)
     voices = {e: split_voices(e, split) for e in engines}
@@ -125,7 +90,7 @@ def _plan_one(index: int, sources: list[PromptSource], seed: int, engines: list[
     )
 
 
-def render(job: SynthJob, timeout: float = DEFAULT_TIMEOUT) -> np.ndarray:
+def synthesize(job: SynthJob, timeout: float = DEFAULT_TIMEOUT) -> np.ndarray:
     """`speak`, then the job's padding, gain and noise floor: float32 `(samples,)`."""
     speech = speak(job, timeout)
     peak = float(np.abs(speech).max())
@@ -143,7 +108,7 @@ def make_utterance(job: SynthJob, out_dir: str | os.PathLike, manifest_dir: str 
     return its manifest row."""
     path = Path(out_dir) / f"{job.id}{suffix}"
     if not path.is_file():
-        audio = render(job, timeout)
+        audio = synthesize(job, timeout)
         with atomic_path(path) as tmp:
             if suffix == ".wav":
                 sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")

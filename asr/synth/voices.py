@@ -35,16 +35,13 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from asr.audio import resample
 from asr.errors import AsrError
-
-if TYPE_CHECKING:
-    from asr.synth.corpus import SynthJob
+from asr.synth.job import SynthJob, voice_setting
 
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
                   "en-029", "en-us-nyc"]
@@ -101,11 +98,6 @@ def split_voices(engine: str, split: str) -> list[str]:
     if split not in SPLITS:
         raise SynthesisError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     return [v for v in VOICES[engine] if ((engine, v) in HELDOUT_VOICES) == (split == "dev")]
-
-
-def voice_setting(engine: str, voice: str, warp: float) -> str:
-    """The name of a voice setting, as in the manifest's speaker field: "espeak-en-us+f3-w0.94"."""
-    return f"{engine}-{voice}-w{warp:.2f}"
 
 
 def voice_settings(engines: list[str], split: str) -> list[str]:

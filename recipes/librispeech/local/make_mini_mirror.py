@@ -25,7 +25,7 @@ from pathlib import Path
 import soundfile as sf
 
 from asr.audio import SAMPLE_RATE
-from asr.synth.corpus import plan_jobs, render
+from asr.synth.corpus import plan_jobs, synthesize
 from asr.synth.prompts import GRAMMAR, PromptSource
 from asr.synth.voices import ESPEAK_ACCENTS, ESPEAK_VARIANTS
 
@@ -68,7 +68,7 @@ def _write_subset(archive: Path, subset: str, speakers: int, chapters: int, utte
                 for u in range(utterances):
                     job = dataclasses.replace(next(jobs), voice=voice, warp=1.0)  # one voice per speaker
                     utt = f"{speaker}-{chapter}-{u:04d}"
-                    audio = render(job)  # (samples,)
+                    audio = synthesize(job)  # (samples,)
                     sf.write(folder / f"{utt}.flac", audio, SAMPLE_RATE, subtype="PCM_16")
                     lines.append(f"{utt} {job.text}\n")
                     contents[utt] = (job.text, len(audio) / SAMPLE_RATE)

@@ -16,9 +16,9 @@ from conftest import save_checkpoint, tiny_model
 from asr.checkpoint import load_model
 from asr.cli import main
 from asr.decode import DecodingOptions, Hypothesis, Word, make_decoder
-from asr.subtitles import render, split_cues, timestamp, to_srt, to_vtt
 from asr.text import CharTokenizer
 from asr.transcribe import transcribe_many
+from asr.writers import split_cues, timestamp, to_jsonl, to_srt, to_vtt
 
 
 def words(count: int, seconds_each: float = 0.5, gap: float = 0.1) -> list[Word]:
@@ -55,7 +55,7 @@ def test_srt_and_vtt_parse_back_to_the_same_cues():
 
 def test_jsonl_carries_timed_words_with_confidence():
     hyp = Hypothesis("w0 w1", words=words(2))
-    row = json.loads(render("a.wav", hyp, "jsonl"))
+    row = json.loads(to_jsonl("a.wav", hyp))
     assert row == {"file": "a.wav", "text": "w0 w1", "words": [
         {"word": "w0", "start": 0.0, "end": 0.5, "confidence": 0.9},
         {"word": "w1", "start": 0.6, "end": 1.1, "confidence": 0.9}]}

@@ -1,0 +1,61 @@
+"""The `asr` subcommands, one module per command group, each parser next to its handler.
+
+    data.py      asr prepare ..., asr synth
+    training.py  asr train, asr average, asr plot
+    decoding.py  asr evaluate, asr transcribe, asr demo
+    lm.py        asr lm build, asr lm download, asr tune
+    deploy.py    asr serve, asr export
+
+Each module has `add_commands(subparsers)`, which adds its parsers and sets `func` (the
+handler, called with the parsed arguments, returning the exit status). asr.cli assembles
+them. Handlers are thin: they turn flags into a library call, and the library checks what
+it is given. Building a parser imports no torch, so every `--help` is instant; each handler
+imports what it needs when it runs. This module holds what the groups share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def say(line: str) -> None:
+    """Write one line to stderr in a single call. print() writes the text and its newline
+    separately when stderr is unbuffered (PYTHONUNBUFFERED), and then the lines of several
+    torchrun ranks interleave."""
+    sys.stderr.write(line + "\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default, unless there is none to show (None, False, a
+    flag whose default is decided later) or the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("(default:" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_command(subparsers, name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand parser whose one-line summary is also its --help description."""
+    return subparsers.add_parser(name, help=summary, description=summary, formatter_class=HelpFormatter, **kwargs)
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="torch threads for the model (default: half the cores; "
+                                                     "1 when other jobs share the machine)")
+
+
+def amount(utterances) -> str:
+    """'N utterances, H.HH h' for the summary line of a written manifest."""
+    return f"{len(utterances)} utterances, {sum(u.duration for u in utterances) / 3600:.2f} h"
+
+
+def decoding_options(args, loaded):
+    """The model's decoding options with the decoding flags given on top (asr.decode.override_decoding)."""
+    from asr.config import flag_overrides
+    from asr.decode import DecodingOptions, override_decoding
+
+    return override_decoding(loaded.decoding, flag_overrides(args, DecodingOptions))
