@@ -150,7 +150,7 @@ def decode_segments(loaded: LoadedModel, decoder: Decoder, segments: list[Segmen
     features = pad_sequence([s.features for s in segments], batch_first=True)  # (batch, frames, mels)
     lengths = torch.tensor([s.features.shape[0] for s in segments])  # (batch,)
     device = next(loaded.model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode(), loaded.precision.autocast():
         log_probs, out_lengths = loaded.model(features.to(device), lengths.to(device))  # (batch, out_frames, vocab)
     hyps = decoder.decode(log_probs, out_lengths)
     for hyp, segment, lp, n in zip(hyps, segments, log_probs, out_lengths.tolist()):
