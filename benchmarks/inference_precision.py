@@ -16,8 +16,11 @@ int8 (dynamic quantization) and onnxruntime, on the same utterances in one run.
                  (the quantized LSTM has no dense single-direction path);
    * onnxruntime (--onnx, needs the `onnx` package to export) the model exported with torch.onnx
                  (no padding path: one utterance per call), against float32 one utterance per call.
-3. Speed: network seconds / audio seconds (RTF) and the speed-up against float32, best of
-   `--repeat` passes. Accuracy: greedy WER and the default decoding's (the model's stored
+3. Speed: network seconds / audio seconds (RTF) on the first `--timed-minutes` of audio, in
+   `--rounds` rounds that each time every variant once, in turn (the load of a shared machine
+   drifts; interleaving spreads it over all variants): the median RTF, and the median over
+   rounds of the speed-up against float32 (the "1 per call" variants: against float32 1 per call).
+   Accuracy, over all utterances: greedy WER and the default decoding's (the model's stored
    options) WER against the references, and how many transcripts differ from float32's.
 The adopted default (asr.precision.pick_inference_precision) is the fastest variant whose
 WER is within 0.3 points of float32's.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -99,15 +103,12 @@ def onnx_forward(model, threads: int):
     return forward
 
 
-def run(forward, inputs, repeat: int) -> tuple[float, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """(fastest pass in seconds, outputs of the last pass) of `forward` over `inputs`."""
-    best = float("inf")
+def run(forward, inputs) -> tuple[float, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """(seconds, outputs) of one pass of `forward` over `inputs`."""
     with torch.inference_mode():
-        for _ in range(repeat):
-            start = time.perf_counter()
-            outputs = [forward(features, lengths) for features, lengths in inputs]
-            best = min(best, time.perf_counter() - start)
-    return best, outputs
+        start = time.perf_counter()
+        outputs = [forward(features, lengths) for features, lengths in inputs]
+        return time.perf_counter() - start, outputs
 
 
 def main() -> None:
@@ -116,7 +117,9 @@ def main() -> None:
     parser.add_argument("--manifest", default=str(DEV_REPORT))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8, help="utterances per call (asr transcribe's default: 8)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed passes per variant (the fastest counts)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="timed rounds; each times every variant once, in turn (medians are reported)")
+    parser.add_argument("--timed-minutes", type=float, default=5.0, help="audio of the timed passes (the first N min)")
     parser.add_argument("--limit", type=int, help="the first N utterances only")
     parser.add_argument("--onnx", action="store_true", help="also onnxruntime (needs the onnx package)")
     args = parser.parse_args()
@@ -148,11 +151,17 @@ def main() -> None:
 
     greedy, default = GreedyDecoder(loaded.tokenizer), make_decoder(loaded.decoding, loaded.tokenizer)
     references = [normalize_text(u.text) for u in utterances]
+    timed_count = next((i + 1 for i in range(len(utterances))
+                        if sum(u.duration for u in utterances[: i + 1]) >= args.timed_minutes * 60), len(utterances))
+    timed_seconds = sum(u.duration for u in utterances[:timed_count])
+    times = {name: [] for name, _, _ in variants}  # load on a shared machine drifts: rounds interleave the variants
+    for _ in range(args.rounds):
+        for name, forward, batch in variants:
+            times[name].append(run(forward, batches(features[:timed_count], batch))[0] / timed_seconds)
     rows, baseline = [], {}
     for name, forward, batch in variants:
-        inputs = batches(features, batch)
-        elapsed, outputs = run(forward, inputs, args.repeat)
-        row = {"name": name, "rtf": elapsed / seconds}
+        outputs = run(forward, batches(features, batch))[1]
+        row = {"name": name, "rtf": statistics.median(times[name]), "batch": batch}
         for kind, decoder in (("greedy", greedy), ("default", default)):
             texts = [hyp.text for log_probs, lengths in outputs for hyp in decoder.decode(log_probs, lengths)]
             errors = sum((align_words(ref, hyp)[0] for ref, hyp in zip(references, texts)),
@@ -162,17 +171,17 @@ def main() -> None:
         rows.append(row)
         print(f"  {name}: RTF {row['rtf']:.4f}", file=sys.stderr, flush=True)
 
+    print(f"timed: the first {timed_count} utterances ({timed_seconds / 60:.1f} min), {args.rounds} rounds, "
+          f"median RTF; speed-up: median over rounds of float32's time / the variant's time in the same round")
     print(f"\n| variant | network RTF | speed-up vs float32 | greedy WER | differ from float32 | "
           f"default decoding WER ({loaded.decoding.decoder}) | differ from float32 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    reference_rtf = {1: None, args.batch: rows[0]["rtf"]}
-    for row, (_, _, batch) in zip(rows, variants):
-        base = reference_rtf.get(batch) or row["rtf"]
-        reference_rtf[batch] = base
+    for row in rows:
+        base = "float32" if row["batch"] == args.batch else "float32, 1 per call"
+        speedup = statistics.median(a / b for a, b in zip(times[base], times[row["name"]]))
         (g_wer, g_diff), (d_wer, d_diff) = row["greedy"], row["default"]
-        print(f"| {row['name']} | {row['rtf']:.4f} | {base / row['rtf']:.2f}x | {g_wer:.2%} | {g_diff} | "
+        print(f"| {row['name']} | {row['rtf']:.4f} | {speedup:.2f}x | {g_wer:.2%} | {g_diff} | "
               f"{d_wer:.2%} | {d_diff} |")
-
 
 if __name__ == "__main__":
     main()
