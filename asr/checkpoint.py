@@ -31,7 +31,7 @@ from asr.config import ConfigError, merge
 from asr.decode import FILE_OPTIONS, DecodingOptions
 from asr.errors import AsrError
 from asr.features import FeatureConfig
-from asr.model import CTCModel, ModelConfig
+from asr.model import CTCModel, ModelConfig, quantize_int8
 from asr.precision import Precision, pick_inference_precision
 from asr.text import CharTokenizer
 
@@ -115,13 +115,16 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", prec
     model = CTCModel(ModelConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model_state_dict"])
     model.to(device).eval()
+    resolved = pick_inference_precision(precision, device)
+    if resolved.name == "int8":
+        model = quantize_int8(model)
     return LoadedModel(
         model=model,
         features=FeatureConfig(**checkpoint["feature_config"]),
         tokenizer=CharTokenizer(checkpoint["vocab"]),
         decoding=stored_decoding(checkpoint.get("decoding", {}), path),
         path=str(path),
-        precision=pick_inference_precision(precision, device),
+        precision=resolved,
     )
 
 

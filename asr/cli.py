@@ -152,9 +152,10 @@ def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_precision_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
                         help="what the network computes in; auto: bfloat16 on a CPU with BF16 instructions "
-                             "(same accuracy, faster: benchmarks/inference_precision.py), else float32")
+                             "(same accuracy, faster: benchmarks/inference_precision.py), else float32; int8: "
+                             "quantized weights (faster on a CPU, more transcripts change)")
 
 
 def decoding_options(args, loaded):

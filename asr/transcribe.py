@@ -149,7 +149,7 @@ def decode_segments(loaded: LoadedModel, decoder: Decoder, segments: list[Segmen
     """Steps 4-5: one model call for a batch of segments; each Hypothesis's words carry recording times."""
     features = pad_sequence([s.features for s in segments], batch_first=True)  # (batch, frames, mels)
     lengths = torch.tensor([s.features.shape[0] for s in segments])  # (batch,)
-    device = next(loaded.model.parameters()).device
+    device = next(loaded.model.parameters(), torch.empty(0)).device  # an int8 model (CPU only) has no parameters
     with torch.inference_mode(), loaded.precision.autocast():
         log_probs, out_lengths = loaded.model(features.to(device), lengths.to(device))  # (batch, out_frames, vocab)
     hyps = decoder.decode(log_probs, out_lengths)
