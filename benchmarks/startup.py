@@ -1,6 +1,6 @@
 """Start-up of `asr transcribe FILE`: the whole process against `python -c "import torch"`, and its parts.
 
-    python benchmarks/startup.py [--file AUDIO] [--runs 7]
+    python benchmarks/startup.py [--file AUDIO] [--runs 7] [--before CHECKOUT]
 
 1. Whole processes, `--runs` of each, interleaved (a shared machine's load drifts; each
    kind sees the same drift): `python -c "import torch"`, and `python -m asr transcribe FILE`
@@ -14,14 +14,16 @@
    (the lexicon trie, from its cache after the first run: asr.trie), decoding the file
    (features, network, beam search; the VAD is not loaded for a file shorter than a
    segment), and, apart, what loading the VAD costs when a long file needs it.
+`--before CHECKOUT` adds another checkout of asr (e.g. before a change) to both: its
+`asr transcribe FILE` in the same interleaved rounds, and its parts, in the same run.
 The first process of each kind is a warm-up (file cache, the trie cache), not counted.
-Set PYTHONPATH to measure another checkout the same way (e.g. before a change).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -31,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # common.py when run as a script
 
-from common import DEV_MANIFEST, machine_line  # noqa: E402
+from common import DEV_MANIFEST, ROOT, machine_line  # noqa: E402
 
 PARTS = ["imports (command line)", "parser", "imports (torch, pipeline)", "model load", "decoder build",
          "first decode", "VAD load (long files only)"]
@@ -72,16 +74,24 @@ def parts(path: str) -> None:
     print(json.dumps(times))
 
 
-def wall(command: list[str]) -> float:
+def wall(command: list[str], checkout: str | None) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, **where(checkout))
     return time.perf_counter() - start
+
+
+def where(checkout: str | None) -> dict:
+    """subprocess.run's env and cwd that run `checkout`'s asr (None: this one's): `python -m`
+    puts the working folder first on sys.path, so it must be the checkout's."""
+    root = Path(checkout).resolve() if checkout else ROOT
+    return {"env": {**os.environ, "PYTHONPATH": str(root)}, "cwd": root}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--file", help="audio to transcribe (default: the first dev utterance)")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--before", help="another checkout of asr to measure in the same run")
     parser.add_argument("--parts", help=argparse.SUPPRESS)  # internal: time the parts on this file
     args = parser.parse_args()
     if args.parts:
@@ -91,23 +101,30 @@ def main() -> None:
 
         first = read_manifest(DEV_MANIFEST)[0]
         args.file = first.audio_path
+    args.file = str(Path(args.file).resolve())
 
     print(machine_line())
-    commands = {"python -c 'import torch'": [sys.executable, "-c", "import torch"],
-                "asr transcribe FILE": [sys.executable, "-m", "asr", "transcribe", args.file]}
+    transcribe = [sys.executable, "-m", "asr", "transcribe", args.file]
+    commands = {"python -c 'import torch'": ([sys.executable, "-c", "import torch"], None),
+                "asr transcribe FILE": (transcribe, None)}
+    checkouts = {"": None}
+    if args.before:
+        commands["asr transcribe FILE (before)"] = (transcribe, args.before)
+        checkouts[" (before)"] = args.before
     times = {name: [] for name in commands}
     for run in range(args.runs + 1):
-        for name, command in commands.items():
-            seconds = wall(command)
+        for name, (command, checkout) in commands.items():
+            seconds = wall(command, checkout)
             if run:  # the first round warms the caches
                 times[name].append(seconds)
-    pieces = {name: [] for name in PARTS}
+    pieces = {(name, label): [] for label in checkouts for name in PARTS}
     for run in range(args.runs + 1):
-        out = subprocess.run([sys.executable, __file__, "--parts", args.file], check=True, capture_output=True,
-                             text=True).stdout
-        if run:
-            for name, seconds in json.loads(out.strip().splitlines()[-1]).items():
-                pieces[name].append(seconds)
+        for label, checkout in checkouts.items():
+            out = subprocess.run([sys.executable, __file__, "--parts", args.file], check=True, capture_output=True,
+                                 text=True, **where(checkout)).stdout
+            if run:
+                for name, seconds in json.loads(out.strip().splitlines()[-1]).items():
+                    pieces[name, label].append(seconds)
 
     print(f"file: {args.file}; {args.runs} runs of each after a warm-up, medians (min-max)\n")
     print("| whole process | seconds | / import torch |")
@@ -116,13 +133,15 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"| `{name}` | {median:.2f} ({min(values):.2f}-{max(values):.2f}) | {median / torch_median:.2f}x |")
-    print("\n| part of `asr transcribe FILE` | seconds |")
-    print("| --- | ---: |")
-    for name, values in pieces.items():
-        print(f"| {name} | {statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f}) |")
-    counted = sum(statistics.median(pieces[name]) for name in PARTS[:-1])
-    print(f"| sum of the parts a short file needs | {counted:.3f} |")
-
+    labels = list(checkouts)
+    print("\n| part of `asr transcribe FILE` | " + " | ".join(f"seconds{label}" for label in labels) + " |")
+    print("| --- |" + " ---: |" * len(labels))
+    for name in PARTS:
+        cells = [f"{statistics.median(pieces[name, label]):.3f} ({min(pieces[name, label]):.3f}-"
+                 f"{max(pieces[name, label]):.3f})" for label in labels]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    sums = [sum(statistics.median(pieces[name, label]) for name in PARTS[:-1]) for label in labels]
+    print("| sum of the parts a short file needs | " + " | ".join(f"{total:.3f}" for total in sums) + " |")
 
 if __name__ == "__main__":
     main()
