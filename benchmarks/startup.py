@@ -48,12 +48,10 @@ def parts(path: str) -> None:
         now = time.perf_counter()
         times[name], start = now - start, now
 
-    from asr.cli import build_parser, modern_spelling
+    from asr import cli
     lap("imports (command line)")
-    args = build_parser().parse_args(modern_spelling(["transcribe", path]))
+    args = cli.build_parser().parse_args(["transcribe", path])
     lap("parser")
-    import inspect
-
     from asr.checkpoint import load_model
     from asr.decode import make_decoder
     from asr.pretrained import default_model_path
@@ -61,7 +59,7 @@ def parts(path: str) -> None:
     from asr.transcribe import transcribe
     lap("imports (torch, pipeline)")
     set_threads(args.threads)
-    precision = {"precision": args.precision} if "precision" in inspect.signature(load_model).parameters else {}
+    precision = {"precision": args.precision} if hasattr(args, "precision") else {}  # an older checkout: none
     loaded = load_model(default_model_path(), **precision)
     lap("model load")
     decoder = make_decoder(loaded.decoding, loaded.tokenizer)
