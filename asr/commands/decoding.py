@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr.commands import add_command, add_threads_flag, decoding_options, say
+from asr.commands import add_command, add_precision_flag, add_threads_flag, decoding_options, say
 
 
 def add_commands(sub) -> None:
@@ -23,6 +23,7 @@ def add_commands(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
     add_threads_flag(p)
+    add_precision_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = add_command(sub, "transcribe", "print or write the transcripts of audio files or folders (any length)")
@@ -40,6 +41,7 @@ def add_commands(sub) -> None:
     add_flags(p, SegmentOptions)
     add_flags(p, TranscribeOptions, only=("batch_segments", "jobs"))
     add_threads_flag(p)
+    add_precision_flag(p)
     p.set_defaults(func=cmd_transcribe)
 
     p = add_command(sub, "explain", "draw one file's decoding: log-mel, per-frame posteriors, greedy path, timed words")
@@ -50,6 +52,7 @@ def add_commands(sub) -> None:
     p.add_argument("--end", type=float, help="seconds: draw up to here (default: the file's end; at most 60 s)")
     add_flags(p, DecodingOptions, default_note="from the model")
     add_threads_flag(p)
+    add_precision_flag(p)
     p.set_defaults(func=cmd_explain)
 
     p = add_command(sub, "demo", "transcribe sentences synthesized with espeak-ng and print the WER")
@@ -67,7 +70,7 @@ def cmd_evaluate(args) -> int:
     from asr.threads import set_threads
 
     set_threads(args.threads)
-    loaded = load_model(args.model, args.device)
+    loaded = load_model(args.model, args.device, args.precision)
     utterances = read_manifest(args.manifest)
     name = Path(args.manifest).name.removesuffix(".jsonl")
     options = decoding_options(args, loaded)
@@ -89,7 +92,7 @@ def cmd_explain(args) -> int:
     from asr.threads import set_threads
 
     set_threads(args.threads)
-    loaded = load_model(args.model or default_model_path())
+    loaded = load_model(args.model or default_model_path(), precision=args.precision)
     options = decoding_options(args, loaded)
     explanation = explain_file(loaded, args.file, make_decoder(options, loaded.tokenizer), describe(options),
                                args.start, args.end)
@@ -126,7 +129,7 @@ def cmd_transcribe(args) -> int:
     set_threads(args.threads)
     options = merge(TranscribeOptions(), {**flag_overrides(args, TranscribeOptions),
                                           "segments": flag_overrides(args, SegmentOptions)})
-    loaded = load_model(args.model or default_model_path())
+    loaded = load_model(args.model or default_model_path(), precision=args.precision)
     decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
     failures = transcribe_many(loaded, paths, decoder, formats, options=options, output=args.output,
                                output_dir=args.output_dir, names=names, resume=args.resume)
