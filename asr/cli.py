@@ -16,6 +16,7 @@
     asr lm download librispeech --out DIR
     asr tune --model CKPT --manifest dev.jsonl --lm LM [--lexicon LEX]   best LM weights -> CKPT
     asr serve [--model CKPT] [--host 127.0.0.1] [--port 8000]   HTTP API (OpenAI-style) + a web page
+    asr adapt DATA --out MODEL.pt [--model BASE] [--text FILE] [--steps N | --minutes M]   fine-tune on one voice
 
 Expected failures (bad audio, bad manifests, bad configs, missing checkpoints)
 print one `error: ...` line and exit with status 1 or 2; no traceback.
@@ -280,6 +281,53 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_adapt(args) -> int:
+    """Fine-tune a model on DATA with a progress bar; Ctrl-C writes the best weights so far and exits 130."""
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    from asr.adapt import AdaptConfig, AdaptJob, adapt
+    from asr.config import flag_overrides, merge
+    from asr.threads import set_threads
+
+    set_threads(args.threads)
+    config = merge(AdaptConfig(), flag_overrides(args, AdaptConfig))
+    job = AdaptJob(data=args.data, out=args.out, base=args.model or "", text=args.text, replay=args.replay or "")
+    stop = threading.Event()
+
+    def on_signal(_signum, _frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        tqdm.write("stopping after this step; writing the best model so far (Ctrl-C again: stop at once)")
+
+    bar = tqdm(total=1, unit="step", dynamic_ncols=True, disable=None, desc="adapting")
+
+    def on_progress(progress) -> None:
+        bar.total = progress.steps
+        bar.n = progress.step
+        held = f"{progress.held_out_loss:.3f}" if progress.held_out_loss is not None else "-"
+        bar.set_postfix_str(f"loss {progress.loss:.3f}  held-out {held}  {progress.phase}")
+
+    previous = signal.signal(signal.SIGINT, on_signal)
+    try:
+        summary = adapt(job, config, on_progress, stop, log=tqdm.write)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    held = (f"; held-out loss {summary['held_out_loss_before']:.3f} -> {summary['held_out_loss_after']:.3f}"
+            if summary["held_out"] else "")
+    print(f"wrote {summary['out']}: {summary['steps']} steps in {summary['seconds']:.0f} s, training loss "
+          f"{summary['loss_before']:.3f} -> {summary['loss_after']:.3f}{held}; {len(summary['new_words'])} new "
+          f"word(s) in its lexicon{'; decoding weights tuned on the held-out part' if summary['tuned'] else ''}")
+    if summary["interrupted"]:
+        say("interrupted: wrote the best model so far")
+        return 130
+    return 0
+
+
 def cmd_serve(args) -> int:
     from asr.checkpoint import load_model
     from asr.config import flag_overrides, merge
@@ -498,6 +546,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     add_flags(p, "asr.decode:DecodingOptions", only=("beam_size", "beam_size_token", "beam_threshold", "unk_score"))
     p.set_defaults(func=cmd_tune)
+
+    p = command(sub, "adapt", "fine-tune a model on one voice's recordings (a folder of audio + .txt, or a manifest)",
+                epilog="The result is a model like any other: asr transcribe --model OUT, asr evaluate, asr serve. "
+                       "Its LM and lexicon are written beside it (OUT_STEM.lm.bin, OUT_STEM.lexicon.txt): move "
+                       "or copy them together.")
+    p.add_argument("data", metavar="DATA", help="folder of audio files with same-named .txt transcripts, or a .jsonl "
+                                                "manifest")
+    p.add_argument("--out", required=True, metavar="MODEL.pt", help="adapted checkpoint to write")
+    p.add_argument("--model", help="checkpoint to adapt (default: the bundled model, asr/pretrained/)")
+    p.add_argument("--text", action="append", default=[], metavar="FILE",
+                   help="text whose words (names, domain words) join the lexicon; repeatable")
+    p.add_argument("--replay", metavar="MANIFEST",
+                   help="some of the base model's training data, replayed so that it forgets less")
+    add_flags(p, "asr.adapt:AdaptConfig")
+    _add_threads_flag(p)
+    p.set_defaults(func=cmd_adapt)
 
     p = command(sub, "serve", "HTTP API (OpenAI-style /v1/audio/transcriptions) and a web page to try a model")
     p.add_argument("--model", help="checkpoint to serve (default: the bundled model, asr/pretrained/)")

@@ -4,7 +4,10 @@
 
     POST /v1/audio/transcriptions   multipart `file` (+ `response_format`: json | text | srt | vtt |
                                     verbose_json); the request and response shapes of OpenAI's API
-    GET  /v1/models                 the loaded model: card summary, architecture, decoding settings
+    GET  /v1/models                 the served model and the adapted ones: card, architecture, decoding
+    POST /v1/adaptations            multipart recordings (`file`) + their prompts (`text`): adapt a model
+    GET  /v1/adaptations/{id}       the job's state, progress and before/after WER; DELETE stops it
+    GET  /adapt                     the "teach it your voice" page (asr/serve/static/adapt.html)
     GET  /healthz                   liveness, queue occupancy and limits
     GET  /                          the page (asr/serve/static/index.html): drop a file or record
 
@@ -13,6 +16,7 @@ The package is split so that each part can be read (and tested) alone:
                    the transcription library (asr.transcribe)
     scheduler.py   bounded admission, the FIFO queue, the worker pool and batching
     formats.py     the five response formats of a transcript
+    adaptation.py  the served and adapted models by id, and the one adaptation job at a time
     app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors
 
 Only app.py and `serve` import FastAPI / uvicorn (the optional `serve` extra, asr.extras), so
@@ -25,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from asr.errors import AsrError
 from asr.extras import require
@@ -46,6 +51,10 @@ class ServeConfig:
     max_upload_mb: float = 25.0  # largest upload, in MB (OpenAI's limit); larger ones get 413
     max_audio_seconds: float = 600.0  # longest audio; longer gets 413
     min_audio_seconds: float = 0.05  # shortest audio; shorter gets 400 (under one feature frame)
+    models_dir: str = ""  # where adapted models are kept (POST /v1/adaptations); "": ~/.cache/asr/adapted
+    max_adapt_upload_mb: float = 100.0  # largest adaptation upload (all recordings together), in MB
+    max_adapt_minutes: float = 10.0  # wall-time bound of one adaptation job (training gets 80% of it)
+    max_adapt_prompts: int = 200  # most recordings in one adaptation upload
 
     def __post_init__(self):
         if self.workers == 0:
@@ -55,12 +64,22 @@ class ServeConfig:
         if self.workers < 1 or self.queue_size < 1 or self.max_batch < 1:
             raise ServeError("--workers must not be negative (0: one per core), --queue-size and --max-batch "
                              "must be at least 1")
+        if self.max_adapt_upload_mb <= 0 or self.max_adapt_minutes <= 0 or self.max_adapt_prompts < 1:
+            raise ServeError("--max-adapt-upload-mb, --max-adapt-minutes and --max-adapt-prompts must be positive")
         if self.max_upload_mb <= 0 or not 0 < self.min_audio_seconds < self.max_audio_seconds:
             raise ServeError("--max-upload-mb must be positive and --max-audio-seconds above --min-audio-seconds")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def max_adapt_upload_bytes(self) -> int:
+        return int(self.max_adapt_upload_mb * 1_000_000)
+
+    @property
+    def adapted_models_dir(self) -> Path:
+        return Path(self.models_dir).expanduser() if self.models_dir else Path.home() / ".cache" / "asr" / "adapted"
 
 
 def require_extra() -> None:
@@ -101,7 +120,8 @@ def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     print(f"asr serve: {recognizer.model_id} on http://{shown}:{port}/ "
-          f"({config.workers} workers, queue {config.queue_size})", flush=True)
+          f"({config.workers} workers, queue {config.queue_size}); adapted models in {config.adapted_models_dir}",
+          flush=True)
     if not ipaddress.ip_address(host).is_loopback:
         print("asr serve: listening beyond this machine, without authentication: anyone who can reach "
               "this port can use it", flush=True)
