@@ -288,7 +288,7 @@ def cmd_adapt(args) -> int:
 
     from tqdm import tqdm
 
-    from asr.adapt import AdaptConfig, AdaptJob, adapt
+    from asr.adapt.job import AdaptConfig, AdaptJob, adapt
     from asr.config import flag_overrides, merge
     from asr.threads import set_threads
 
@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text whose words (names, domain words) join the lexicon; repeatable")
     p.add_argument("--replay", metavar="MANIFEST",
                    help="some of the base model's training data, replayed so that it forgets less")
-    add_flags(p, "asr.adapt:AdaptConfig")
+    add_flags(p, "asr.adapt.job:AdaptConfig")
     _add_threads_flag(p)
     p.set_defaults(func=cmd_adapt)
 

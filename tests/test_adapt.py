@@ -21,8 +21,8 @@ import soundfile as sf
 import torch
 from conftest import ONE_THREAD_ENV, signal_after, synthesize, tone
 
-from asr.adapt import AdaptConfig, AdaptJob, adapt
 from asr.adapt.data import AdaptDataError, check_data, read_data, split_held_out
+from asr.adapt.job import AdaptConfig, AdaptJob, adapt
 from asr.adapt.vocabulary import read_lexicon_words
 from asr.checkpoint import load_model, read_checkpoint
 from asr.cli import main
@@ -143,7 +143,7 @@ def test_adapted_bundled_model_decodes_with_new_words_and_loads_everywhere(voice
 
 def test_ctrl_c_writes_the_best_model_so_far_and_exits_130(voice_dir, tiny_checkpoint, tmp_path):
     out = tmp_path / "me.pt"
-    command = signal_after("asr.adapt:compute_loss", 5, "SIGINT", "self",
+    command = signal_after("asr.adapt.job:compute_loss", 5, "SIGINT", "self",
                            ["adapt", str(voice_dir), "--out", str(out), "--model", str(tiny_checkpoint),
                             "--steps", "500", "--speeds", "[1.0]", "--held-out", "0"])
     done = subprocess.run(command, cwd=ROOT, env=ONE_THREAD_ENV, capture_output=True, text=True, timeout=300,

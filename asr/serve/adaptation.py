@@ -154,7 +154,7 @@ class Adaptations:
         job.stop.set()
 
     def _run(self, job: AdaptationJob) -> None:
-        from asr.adapt import AdaptConfig, AdaptJob, adapt
+        from asr.adapt.job import AdaptConfig, AdaptJob, adapt
 
         limit = self.config.max_adapt_minutes * 60
         watchdog = threading.Timer(limit, job.stop.set)  # the hard bound: training stops, the best is kept
