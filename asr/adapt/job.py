@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from asr.adapt.data import (
+    AdaptDataError,
     Example,
     check_data,
     draw_batches,
