@@ -310,6 +310,9 @@ def cmd_adapt(args) -> int:
         bar.n = progress.step
         held = f"{progress.held_out_loss:.3f}" if progress.held_out_loss is not None else "-"
         bar.set_postfix_str(f"loss {progress.loss:.3f}  held-out {held}  {progress.phase}")
+        if bar.disable and progress.phase == "training" and progress.step % max(1, progress.steps // 10) == 0:
+            eta = f"  ETA {progress.eta_s / 60:.1f} min" if progress.eta_s is not None else ""
+            say(f"step {progress.step}/{progress.steps}  loss {progress.loss:.3f}  held-out {held}{eta}")
 
     previous = signal.signal(signal.SIGINT, on_signal)
     try:

@@ -67,6 +67,14 @@ def test_adaptation_lowers_the_loss_and_stops_keeping_the_best(voice_dir, tiny_c
     assert load_model(tmp_path / "stopped.pt").model is not None
 
 
+def test_replay_mixes_in_base_training_data(voice_dir, tiny_checkpoint, speech_manifest, tmp_path):
+    said = []
+    adapt(AdaptJob(data=str(voice_dir), out=str(tmp_path / "me.pt"), base=str(tiny_checkpoint),
+                   replay=str(speech_manifest)), AdaptConfig(**FAST, steps=2, replay_ratio=0.3), log=said.append)
+    replayed = next(line for line in said if line.startswith("replaying"))
+    assert 1 <= int(replayed.split()[1]) < 6  # about 30% of the voice's ~15 s, from a 6-utterance manifest
+
+
 def test_lower_layers_stay_frozen(voice_dir, tmp_path):
     from conftest import save_checkpoint, tiny_model
 
