@@ -2,6 +2,7 @@
 # Adaptation measurements (`asr adapt`): recipes/adapt/RESULTS.md quotes what this prints.
 #
 #   ./run.sh --dev-report DEV_REPORT.jsonl --text SENTENCES.txt [--stage 1 --stop-stage 3] [--speakers N]
+#   ./run.sh --dev-report ... --stage 1 --stop-stage 1 --tag -noheld --adapt-args "--held-out 0"   # a variant
 #
 # DEV_REPORT.jsonl is speechocean762's 24 reporting dev speakers (recipes/speechocean762 stage 1
 # writes data/dev_report.jsonl: no training of the bundled model saw them); SENTENCES.txt is a
@@ -12,6 +13,7 @@
 #   1  per speaker: adapt on 10 of the speaker's utterances, test on the other 10
 #      (default decoding: beam + LM + lexicon), before and after        -> exp/speakers/SPK/
 #      summary table                                                    -> exp/speakers.md
+#      (--tag T --adapt-args "...": a variant of the defaults, in exp/speakers/SPK/adaptedT, exp/speakersT.md)
 #   2  one voice the bundled model never heard (flite awb, a held-out voice of asr.synth):
 #      20 minutes to adapt on, 100 other sentences to test on           -> data/voice_*.jsonl, exp/voice/
 #   3  what the voice model of stage 2 costs on everyone else: dev_report with it  -> exp/voice/dev_report/
@@ -24,6 +26,8 @@ dev_report=""
 text=""
 speakers=24
 voice=flite:awb:1.00
+tag=""
+adapt_args=""
 asr="${ASR:-asr}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +37,8 @@ while [ $# -gt 0 ]; do
     --text) text=$2; shift 2 ;;
     --speakers) speakers=$2; shift 2 ;;
     --voice) voice=$2; shift 2 ;;
+    --tag) tag=$2; shift 2 ;;
+    --adapt-args) adapt_args=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -53,12 +59,13 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     mkdir -p "$exp"
     [ -f "$exp/base/wer-summary-test.json" ] || \
       $asr evaluate --model ../../asr/pretrained/model.pt --manifest "$folder/test.jsonl" --out-dir "$exp/base"
-    if [ ! -f "$exp/adapted/wer-summary-test.json" ]; then
-      timed "$exp/seconds" $asr adapt "$folder/adapt.jsonl" --out "$exp/model.pt"
-      $asr evaluate --model "$exp/model.pt" --manifest "$folder/test.jsonl" --out-dir "$exp/adapted"
+    if [ ! -f "$exp/adapted$tag/wer-summary-test.json" ]; then
+      # shellcheck disable=SC2086  # adapt_args holds several flags
+      timed "$exp/seconds$tag" $asr adapt "$folder/adapt.jsonl" --out "$exp/model$tag.pt" $adapt_args
+      $asr evaluate --model "$exp/model$tag.pt" --manifest "$folder/test.jsonl" --out-dir "$exp/adapted$tag"
     fi
   done
-  python local/summarize.py exp/speakers | tee exp/speakers.md
+  python local/summarize.py exp/speakers "$tag" | tee "exp/speakers$tag.md"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

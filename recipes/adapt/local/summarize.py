@@ -1,8 +1,8 @@
 """Per-speaker before/after table from the wer-summary files of run.sh stage 1, with mean and spread.
 
-    python local/summarize.py exp/speakers   -> a Markdown table on stdout
-Each exp/speakers/SPEAKER/ holds base/wer-summary-test.json, adapted/wer-summary-test.json and
-seconds (the wall time of `asr adapt`). The mean over speakers is of per-speaker rates; the pooled
+    python local/summarize.py exp/speakers [TAG]   -> a Markdown table on stdout
+Each exp/speakers/SPEAKER/ holds base/wer-summary-test.json, adaptedTAG/wer-summary-test.json
+and secondsTAG (the wall time of `asr adapt`; TAG names a variant, "" the defaults). The mean over speakers is of per-speaker rates; the pooled
 row sums the errors over all speakers' test words.
 """
 
@@ -19,11 +19,13 @@ def load(path: Path) -> dict:
 
 
 def main() -> None:
-    root = Path(sys.argv[1])
+    root, tag = Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else ""
     rows = []
-    for folder in sorted(p for p in root.iterdir() if (p / "adapted" / "wer-summary-test.json").is_file()):
-        base, adapted = load(folder / "base" / "wer-summary-test.json"), load(folder / "adapted" / "wer-summary-test.json")
-        seconds = float((folder / "seconds").read_text()) if (folder / "seconds").is_file() else float("nan")
+    for folder in sorted(p for p in root.iterdir() if (p / f"adapted{tag}" / "wer-summary-test.json").is_file()):
+        base = load(folder / "base" / "wer-summary-test.json")
+        adapted = load(folder / f"adapted{tag}" / "wer-summary-test.json")
+        seconds_file = folder / f"seconds{tag}"
+        seconds = float(seconds_file.read_text()) if seconds_file.is_file() else float("nan")
         rows.append((folder.name, base, adapted, seconds))
     print("| speaker | test words | WER before | WER after | CER before | CER after | adapt minutes |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
