@@ -1,9 +1,10 @@
 """Per-speaker before/after table from the wer-summary files of run.sh stage 1, with mean and spread.
 
     python local/summarize.py exp/speakers [TAG]   -> a Markdown table on stdout
+
 Each exp/speakers/SPEAKER/ holds base/wer-summary-test.json, adaptedTAG/wer-summary-test.json
-and secondsTAG (the wall time of `asr adapt`; TAG names a variant, "" the defaults). The mean over speakers is of per-speaker rates; the pooled
-row sums the errors over all speakers' test words.
+and secondsTAG (the wall time of `asr adapt`; TAG names a variant, "" the defaults). Means and
+standard deviations are over speakers, of per-speaker rates.
 """
 
 from __future__ import annotations
