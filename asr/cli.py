@@ -19,6 +19,7 @@
     asr lm download librispeech --out DIR
     asr tune --model CKPT --manifest dev.jsonl --lm LM [--lexicon LEX]   best LM weights -> CKPT
     asr serve [--model CKPT] [--host 127.0.0.1] [--port 8000]   HTTP API (OpenAI-style) + a web page
+    asr adapt DATA --out MODEL.pt [--model BASE] [--text FILE] [--steps N | --minutes M]   fine-tune on one voice
 
 Expected failures (bad audio, bad manifests, bad configs, missing checkpoints) print one
 `error: ...` line and exit with status 1 or 2; no traceback. Flags are kebab-case
@@ -31,7 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from asr.commands import HelpFormatter, data, decoding, deploy, lm, say, training
+from asr.commands import HelpFormatter, adapt, data, decoding, deploy, lm, say, training
 from asr.errors import AsrError
 
 
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (data, training, decoding, lm, deploy):
+    for group in (data, training, decoding, lm, adapt, deploy):
         group.add_commands(sub)
     return parser
 

@@ -13,6 +13,7 @@ help text is its `option(default, help)` metadata (asr.config).
       train     TrainConfig        optimization and bookkeeping
     DecodingOptions          greedy or beam search (+ LM); frozen
     TranscribeOptions        how long recordings are cut and batched; frozen
+    AdaptConfig              how `asr adapt` fine-tunes a model on one voice
 """
 
 from __future__ import annotations
@@ -228,3 +229,29 @@ class TranscribeOptions:
             raise ConfigError(f"batch_segments must be between 1 and 256, got {self.batch_segments}")
         if not 1 <= self.jobs <= 64:
             raise ConfigError(f"jobs must be between 1 and 64, got {self.jobs}")
+
+
+@dataclass
+class AdaptConfig:
+    """How adaptation trains. The defaults were chosen by recipes/adapt/ (RESULTS.md)."""
+
+    lr: float = option(2e-3, "peak learning rate (AdamW); 1e-3 gained less on 20 min of one voice (recipes/adapt)")
+    steps: int = option(0, "optimizer steps; 0: `epochs` passes over DATA, within [min_steps, max_steps]")
+    epochs: float = option(20.0, "passes over DATA when steps is 0")
+    min_steps: int = option(40, "fewest steps when steps is 0 (a minute of speech is one or two batches)")
+    max_steps: int = option(600, "most steps when steps is 0")
+    minutes: float = option(0.0, "wall-clock budget for training; 0: none (the step budget alone)")
+    warmup: float = option(0.1, "fraction of the steps warming the learning rate up")
+    max_batch_seconds: float = option(40.0, "padded audio seconds per batch")
+    freeze_layers: int = option(1, "lowest BiLSTM layers (and the front end) kept as they are")
+    speeds: tuple[float, ...] = option((0.9, 1.0, 1.1), "speed perturbation factors, features cached for each")
+    specaug: bool = option(True, "SpecAugment (the training defaults) on every step")
+    held_out: float = option(0.1, "fraction of DATA held out (5+ utterances) for early stopping and tuning")
+    eval_every: int = option(0, "steps between held-out evaluations; 0: about 12 over the run")
+    patience: int = option(4, "held-out evaluations without a gain before stopping")
+    tune_min_utterances: int = option(20, "re-tune the LM weight and word score when this many are held out")
+    replay_ratio: float = option(0.5, "with --replay: seconds of replayed base data per second of DATA")
+    seed: int = option(0, "held-out split, batch order, speed and SpecAugment draws")
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = option(
+        "auto", "what training computes in (asr.precision); auto: bfloat16 on a CPU with BF16 instructions")
+    device: str = option("cpu", "cpu or cuda")

@@ -12,6 +12,7 @@ The package is split so that each part can be read (and tested) alone:
     recognizer.py  the model and its decoders; `Recognizer.transcribe` is the one call into
                    the transcription library (asr.transcribe)
     scheduler.py   bounded admission, the FIFO queue, the worker pool and batching
+    adaptation.py  the served and adapted models by id, and the one adaptation job at a time
     app.py         the FastAPI application: routes, multipart parsing, limits, JSON errors;
                    `serve` runs it with uvicorn
 The five response formats of a transcript are asr.writers' (shared with `asr transcribe`).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from asr.config import option
 from asr.errors import AsrError
@@ -48,6 +50,10 @@ class ServeConfig:
     max_upload_mb: float = option(25.0, "largest upload, in MB (OpenAI's limit); larger ones get 413")
     max_audio_seconds: float = option(600.0, "longest audio; longer gets 413")
     min_audio_seconds: float = option(0.05, "shortest audio; shorter gets 400 (under one feature frame)")
+    models_dir: str = option("", "where adapted models are kept (POST /v1/adaptations); \"\": ~/.cache/asr/adapted")
+    max_adapt_upload_mb: float = option(100.0, "largest adaptation upload (all recordings together), in MB")
+    max_adapt_minutes: float = option(10.0, "wall-time bound of one adaptation job (training gets 80% of it)")
+    max_adapt_prompts: int = option(200, "most recordings in one adaptation upload")
 
     def __post_init__(self):
         if self.workers == 0:
@@ -57,12 +63,22 @@ class ServeConfig:
         if self.workers < 1 or self.queue_size < 1 or self.max_batch < 1:
             raise ServeError("--workers must not be negative (0: one per core), --queue-size and --max-batch "
                              "must be at least 1")
+        if self.max_adapt_upload_mb <= 0 or self.max_adapt_minutes <= 0 or self.max_adapt_prompts < 1:
+            raise ServeError("--max-adapt-upload-mb, --max-adapt-minutes and --max-adapt-prompts must be positive")
         if self.max_upload_mb <= 0 or not 0 < self.min_audio_seconds < self.max_audio_seconds:
             raise ServeError("--max-upload-mb must be positive and --max-audio-seconds above --min-audio-seconds")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def max_adapt_upload_bytes(self) -> int:
+        return int(self.max_adapt_upload_mb * 1_000_000)
+
+    @property
+    def adapted_models_dir(self) -> Path:
+        return Path(self.models_dir).expanduser() if self.models_dir else Path.home() / ".cache" / "asr" / "adapted"
 
 
 def require_extra() -> None:

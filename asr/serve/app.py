@@ -41,13 +41,21 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from asr import __version__
-from asr.audio import AudioError, audio_info
+from asr.adapt.data import MIN_SECONDS, check_data, read_data
+from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info
+from asr.data.manifest import Utterance
+from asr.errors import AsrError
 from asr.serve import ServeConfig
+from asr.serve.adaptation import ADAPTED_PREFIX, AdaptationBusy, Adaptations, Models
 from asr.serve.recognizer import Recognizer
 from asr.serve.scheduler import Scheduler
+from asr.text import CharTokenizer
 from asr.writers import API_FORMATS, response
 
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+ADAPT_PAGE = PAGE.with_name("adapt.html")
+PROMPTS = PAGE.with_name("prompts.txt")  # CC0 sentences the adaptation page asks people to read
+ADAPT_PATH = "/v1/adaptations"
 FORM_OVERHEAD_BYTES = 65_536  # multipart boundaries, headers and the small fields, beyond the file itself
 # Fields of OpenAI's transcription request. Only `file` and `response_format` change our answer;
 # `model` (the server has one), `prompt`, `temperature` and `timestamp_granularities[]` are accepted
@@ -71,10 +79,17 @@ class ApiError(Exception):
 
 
 class UploadTooLarge(Exception):
-    """The request body grew past the limit while streaming in."""
+    """The request body grew past the limit while streaming in (`adapting`: an adaptation upload)."""
+
+    def __init__(self, adapting: bool = False):
+        super().__init__()
+        self.adapting = adapting
 
 
-def too_large_message(max_bytes: int) -> str:
+def too_large_message(max_bytes: int, adapting: bool = False) -> str:
+    if adapting:
+        return (f"upload too large: this server takes adaptation recordings up to {max_bytes / 1e6:g} MB "
+                f"in all (--max-adapt-upload-mb)")
     return f"upload too large: this server takes files up to {max_bytes / 1e6:g} MB (--max-upload-mb)"
 
 
@@ -87,17 +102,22 @@ def error_response(status: int, message: str, code: str, param: str | None = Non
 
 class BodyLimit:
     """ASGI middleware: refuse a body over `max_bytes` from its Content-Length before reading it,
-    and stop reading one that streams past it (chunked, or a lying Content-Length)."""
+    and stop reading one that streams past it (chunked, or a lying Content-Length). Adaptation
+    uploads (ADAPT_PATH, many recordings) have limits of their own: `adapt_bytes`, `adapt_upload_bytes`."""
 
-    def __init__(self, app, max_bytes: int, upload_bytes: int):
+    def __init__(self, app, max_bytes: int, upload_bytes: int, adapt_bytes: int = 0, adapt_upload_bytes: int = 0):
         self.app, self.max_bytes, self.upload_bytes = app, max_bytes, upload_bytes
+        self.adapt_bytes, self.adapt_upload_bytes = adapt_bytes or max_bytes, adapt_upload_bytes or upload_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        adapting = scope["path"] == ADAPT_PATH
+        max_bytes = self.adapt_bytes if adapting else self.max_bytes
         length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            response = error_response(413, too_large_message(self.upload_bytes), "file_too_large", "file")
+        if length.isdigit() and int(length) > max_bytes:
+            shown = self.adapt_upload_bytes if adapting else self.upload_bytes
+            response = error_response(413, too_large_message(shown, adapting), "file_too_large", "file")
             return await response(scope, receive, send)
         received = 0
 
@@ -106,8 +126,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise UploadTooLarge()
+                if received > max_bytes:
+                    raise UploadTooLarge(adapting)
             return message
 
         await self.app(scope, limited_receive, send)
@@ -116,8 +136,8 @@ class BodyLimit:
 def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> FastAPI:
     config = config or ServeConfig()
     scheduler = Scheduler(recognizer, config)
-    model_info = recognizer.describe()
-    page = PAGE.read_text(encoding="utf-8")
+    models = Models(recognizer, config.adapted_models_dir, config.workers)
+    adaptations = Adaptations(models, config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -132,35 +152,16 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
     # The interactive /docs pages load their scripts from a CDN: off. /openapi.json stays.
     app = FastAPI(title="asr serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.scheduler = scheduler
+    app.state.adaptations = adaptations
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes + FORM_OVERHEAD_BYTES,
-                       upload_bytes=config.max_upload_bytes)
-
+                       upload_bytes=config.max_upload_bytes,
+                       adapt_bytes=config.max_adapt_upload_bytes + FORM_OVERHEAD_BYTES * 4,
+                       adapt_upload_bytes=config.max_adapt_upload_bytes)
     _add_error_handlers(app, config)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index():
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
-
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok", "model": recognizer.model_id, "workers": config.workers,
-                "requests": {"admitted": scheduler.admitted, "waiting": scheduler.waiting,
-                             "running": scheduler.running, "limit": config.queue_size},
-                "limits": {"max_upload_bytes": config.max_upload_bytes,
-                           "max_audio_seconds": config.max_audio_seconds}}
-
-    @app.get("/v1/models")
-    async def models():
-        return {"object": "list", "data": [model_info]}
-
-    @app.get("/v1/models/{model_id:path}")
-    async def model(model_id: str):
-        if model_id != model_info["id"]:
-            raise ApiError(404, f"model {model_id!r} not found; this server has {model_info['id']!r}",
-                           "model_not_found", "model")
-        return model_info
-
-    _add_transcriptions(app, scheduler, config)
+    _add_pages(app, recognizer, scheduler, config)
+    _add_models(app, models)
+    _add_adaptations(app, adaptations, config)
+    _add_transcriptions(app, scheduler, models, config)
     return app
 
 
@@ -173,7 +174,8 @@ def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
 
     @app.exception_handler(UploadTooLarge)
     async def on_too_large(request: Request, err: UploadTooLarge):
-        return error_response(413, too_large_message(config.max_upload_bytes), "file_too_large", "file",
+        limit = config.max_adapt_upload_bytes if err.adapting else config.max_upload_bytes
+        return error_response(413, too_large_message(limit, err.adapting), "file_too_large", "file",
                               {"Connection": "close"})
 
     @app.exception_handler(HTTPException)
@@ -192,7 +194,103 @@ def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
         return error_response(500, f"internal error ({type(err).__name__}); the server logged it", "internal_error")
 
 
-def _add_transcriptions(app: FastAPI, scheduler: Scheduler, config: ServeConfig) -> None:
+def _add_pages(app: FastAPI, recognizer: Recognizer, scheduler: Scheduler, config: ServeConfig) -> None:
+    """The web page, the adaptation page and its prompts, and /healthz."""
+    page = PAGE.read_text(encoding="utf-8")
+    adapt_page = ADAPT_PAGE.read_text(encoding="utf-8")
+    prompts = [line.strip() for line in PROMPTS.read_text(encoding="utf-8").splitlines()
+               if line.strip() and not line.startswith("#")]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "model": recognizer.model_id, "workers": config.workers,
+                "requests": {"admitted": scheduler.admitted, "waiting": scheduler.waiting,
+                             "running": scheduler.running, "limit": config.queue_size},
+                "limits": {"max_upload_bytes": config.max_upload_bytes,
+                           "max_audio_seconds": config.max_audio_seconds}}
+
+    @app.get("/adapt", response_class=HTMLResponse, include_in_schema=False)
+    async def adapt_index():
+        return HTMLResponse(adapt_page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
+
+    @app.get("/adapt/prompts")
+    async def adapt_prompts():
+        """The sentences the adaptation page asks people to read (CC0: asr/serve/static/prompts.txt)."""
+        return {"prompts": prompts, "min_seconds": MIN_SECONDS}
+
+
+def _add_models(app: FastAPI, models: Models) -> None:
+    """GET /v1/models and /v1/models/{id}: the served model and the adapted ones."""
+
+    @app.get("/v1/models")
+    async def list_models():
+        return {"object": "list", "data": await run_in_threadpool(models.describe)}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        found = await run_in_threadpool(models.get, model_id)
+        if found is None:
+            known = ", ".join([models.default.model_id, *models.adapted_ids()])
+            raise ApiError(404, f"model {model_id!r} not found; this server has {known}", "model_not_found", "model")
+        return found.describe()
+
+
+def _add_adaptations(app: FastAPI, adaptations: Adaptations, config: ServeConfig) -> None:
+    """POST /v1/adaptations (one job at a time), GET and DELETE /v1/adaptations/{id}."""
+
+    @app.post(ADAPT_PATH, status_code=202, openapi_extra=_OPENAPI_ADAPT)
+    async def start_adaptation(request: Request):
+        if adaptations.running is not None:
+            wait = adaptations.retry_after()
+            raise ApiError(429, f"an adaptation is running (one at a time); retry in {wait} s", "adaptation_busy",
+                           headers={"Retry-After": str(wait)})
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ApiError(415, "send the recordings as multipart/form-data: fields 'file' and 'text', one pair "
+                                "per prompt", "unsupported_media_type")
+        folder = Path(tempfile.mkdtemp(prefix="adapt-", dir=request.app.state.work_dir))
+        try:
+            limit = config.max_adapt_prompts
+            try:
+                form = await request.form(max_files=limit, max_fields=2 * limit + 4)
+            except (MultiPartException, HTTPException) as err:
+                reason = err.message if isinstance(err, MultiPartException) else err.detail
+                raise ApiError(400, f"malformed multipart body: {reason}", "invalid_multipart") from None
+            try:
+                test, steps = await run_in_threadpool(_save_recordings, form, folder, config)
+            finally:
+                await form.close()
+            try:
+                job = adaptations.submit(folder, test, steps)
+            except AdaptationBusy as err:
+                raise ApiError(429, str(err), "adaptation_busy",
+                               headers={"Retry-After": str(err.retry_after)}) from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return JSONResponse(job.view(), status_code=202, headers={"Location": f"{ADAPT_PATH}/{job.id}"})
+
+    def _job(job_id: str):
+        job = adaptations.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, f"adaptation {job_id!r} not found", "adaptation_not_found")
+        return job
+
+    @app.get(ADAPT_PATH + "/{job_id}")
+    async def adaptation(job_id: str):
+        return _job(job_id).view()
+
+    @app.delete(ADAPT_PATH + "/{job_id}")
+    async def stop_adaptation(job_id: str):
+        job = _job(job_id)
+        adaptations.cancel(job)
+        return job.view()
+
+
+def _add_transcriptions(app: FastAPI, scheduler: Scheduler, models: Models, config: ServeConfig) -> None:
     """POST /v1/audio/transcriptions: admit, save the upload, check it, transcribe it, answer in its format."""
 
     @app.post("/v1/audio/transcriptions", openapi_extra=_OPENAPI_UPLOAD)
@@ -221,6 +319,7 @@ def _add_transcriptions(app: FastAPI, scheduler: Scheduler, config: ServeConfig)
             raise ApiError(400, f"malformed multipart body: {reason}", "invalid_multipart") from None
         try:
             upload, fmt = _read_fields(form)
+            chosen = await run_in_threadpool(_chosen_model, models, form.get("model"))
             name = Path(upload.filename or "upload").name[:200] or "upload"
             path = folder / "audio"
             await run_in_threadpool(_save, upload, path, config.max_upload_bytes)
@@ -228,13 +327,79 @@ def _add_transcriptions(app: FastAPI, scheduler: Scheduler, config: ServeConfig)
             await form.close()
         seconds = await run_in_threadpool(_check_audio, path, name, config)
         try:
-            result = await _unless_client_leaves(request, scheduler.transcribe(path, seconds))
+            result = await _unless_client_leaves(request, scheduler.transcribe(path, seconds, chosen))
         except AudioError as err:  # readable header, unreadable samples (e.g. a garbled Ogg body)
             raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
         if result is None:
             return Response(status_code=400)  # the client has gone; this is never sent
-        body, media_type = response(result, fmt, seconds, scheduler.recognizer.loaded.tokenizer)
+        body, media_type = response(result, fmt, seconds, chosen.loaded.tokenizer)
         return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
+
+
+def _chosen_model(models: Models, model_id) -> Recognizer:
+    """The model `model=` asks for. An adapted model's id ("adapted/NAME") must exist (else 404);
+    any other name (an OpenAI client's "whisper-1") gets the served model, so such clients work."""
+    if not isinstance(model_id, str) or not model_id.startswith(ADAPTED_PREFIX):
+        return models.default
+    found = models.get(model_id)
+    if found is None:
+        known = ", ".join([models.default.model_id, *models.adapted_ids()])
+        raise ApiError(404, f"model {model_id!r} not found; this server has {known}", "model_not_found", "model")
+    return found
+
+
+def _save_recordings(form, folder: Path, config: ServeConfig) -> tuple[list[Utterance], int]:
+    """Save an adaptation upload as `folder`/train/NNN.EXT + NNN.txt (DATA for asr.adapt) and its last
+    `test` pairs under `folder`/test/. Returns (the test prompts as utterances, the step budget asked
+    for: 0 = the default). ApiError 400 for anything asr.adapt would refuse, in one line."""
+    unknown = [key for key in form.keys() if key not in ADAPT_FIELDS]
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r} (this endpoint takes: {', '.join(ADAPT_FIELDS)})",
+                       "unknown_field", unknown[0])
+    files, texts = form.getlist("file"), form.getlist("text")
+    if any(not isinstance(f, UploadFile) for f in files) or any(isinstance(t, UploadFile) for t in texts):
+        raise ApiError(400, "each 'file' must be a file upload and each 'text' its transcript (text)", "invalid_field")
+    if len(files) != len(texts):
+        raise ApiError(400, f"{len(files)} 'file' fields but {len(texts)} 'text' fields: send one transcript "
+                            f"per recording, in the same order", "invalid_field", "text")
+    test_count = _int_field(form, "test", 0, 0, len(files))
+    steps = _int_field(form, "steps", 0, 0, 10_000)
+    total = 0
+    utterances = []
+    for i, (upload, text) in enumerate(zip(files, texts)):
+        part = "test" if i >= len(files) - test_count else "train"
+        suffix = Path(upload.filename or "").suffix.lower()
+        stem = folder / part / f"{i:03d}"
+        stem.parent.mkdir(exist_ok=True)
+        path = stem.with_suffix(suffix if suffix in AUDIO_EXTENSIONS else ".wav")
+        _save(upload, path, config.max_adapt_upload_bytes)
+        total += path.stat().st_size
+        if total > config.max_adapt_upload_bytes:
+            raise ApiError(413, too_large_message(config.max_adapt_upload_bytes, True), "file_too_large", "file")
+        name = Path(upload.filename or f"recording {i + 1}").name[:200]
+        seconds = _check_audio(path, name, config)
+        stem.with_suffix(".txt").write_text(text, encoding="utf-8")
+        utterances.append(Utterance(f"{i:03d}", str(path), seconds, text, "you"))
+    try:
+        data = read_data(folder / "train")
+        check_data(data, CharTokenizer())
+    except AsrError as err:
+        raise ApiError(400, str(err).replace(str(folder) + "/", ""), "invalid_adaptation_data") from None
+    return utterances[len(utterances) - test_count:], steps
+
+
+def _int_field(form, name: str, default: int, low: int, high: int) -> int:
+    value = form.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = low - 1
+    if not low <= number <= high:
+        raise ApiError(400, f"{name!r} must be a whole number from {low} to {high}, got {value!r}",
+                       "invalid_field", name)
+    return number
 
 
 def _read_fields(form) -> tuple[UploadFile, str]:
@@ -309,6 +474,13 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
+ADAPT_FIELDS = ("file", "text", "test", "steps")
+_OPENAPI_ADAPT = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file", "text"],
+    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                   "text": {"type": "array", "items": {"type": "string"}},
+                   "test": {"type": "integer", "description": "the last N pairs: before/after test, not adapted on"},
+                   "steps": {"type": "integer", "description": "training steps; 0: from the audio's length"}}}}}}}
 _OPENAPI_UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary"},
@@ -328,7 +500,8 @@ def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     print(f"asr serve: {recognizer.model_id} on http://{shown}:{port}/ "
-          f"({config.workers} workers, queue {config.queue_size})", flush=True)
+          f"({config.workers} workers, queue {config.queue_size}); adapted models in {config.adapted_models_dir}",
+          flush=True)
     if not ipaddress.ip_address(host).is_loopback:
         print("asr serve: listening beyond this machine, without authentication: anyone who can reach "
               "this port can use it", flush=True)

@@ -40,16 +40,20 @@ class Cancelled(Exception):
 class Recognizer:
     """A checkpoint ready to transcribe from several threads at once."""
 
-    def __init__(self, loaded: LoadedModel, decoding: DecodingOptions, workers: int = 1):
+    def __init__(self, loaded: LoadedModel, decoding: DecodingOptions, workers: int = 1, name: str | None = None):
         self.loaded = loaded
         self.decoding = decoding
+        self.name = name  # the id /v1/models lists (an adapted model's "adapted/NAME"); None: from the path
         self._decoders: queue.Queue[Decoder] = queue.Queue()
         for _ in range(workers):  # built up front: a beam decoder loads its LM (~0.1 s)
             self._decoders.put(make_decoder(decoding, loaded.tokenizer))
 
     @property
     def model_id(self) -> str:
-        """The name /v1/models lists: 'pretrained' for the bundled model, else FOLDER/STEM of the checkpoint."""
+        """The name /v1/models lists: `name` if given, 'pretrained' for the bundled model, else FOLDER/STEM
+        of the checkpoint."""
+        if self.name:
+            return self.name
         path = Path(self.loaded.path).resolve()
         return "pretrained" if path.parent == PRETRAINED_DIR else f"{path.parent.name}/{path.stem}"
 

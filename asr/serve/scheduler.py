@@ -47,6 +47,7 @@ class Job:
     seconds: float  # audio duration
     future: asyncio.Future  # Hypothesis, or the exception transcribing raised
     gone: threading.Event = field(default_factory=threading.Event)  # the client left: seen by the worker thread
+    recognizer: Recognizer | None = None  # the model asked for (`model=`); None: the scheduler's
 
 
 class Scheduler:
@@ -96,8 +97,9 @@ class Scheduler:
     def waiting(self) -> int:
         return sum(not job.future.cancelled() for job in self._waiting)
 
-    async def transcribe(self, path: Path, seconds: float) -> Hypothesis:
-        job = Job(path, seconds, asyncio.get_running_loop().create_future())
+    async def transcribe(self, path: Path, seconds: float, recognizer: Recognizer | None = None) -> Hypothesis:
+        """Queue `path` for `recognizer` (default: the scheduler's) and await its Hypothesis."""
+        job = Job(path, seconds, asyncio.get_running_loop().create_future(), recognizer=recognizer or self.recognizer)
         async with self._wakeup:
             self._waiting.append(job)
             self._wakeup.notify()
@@ -109,11 +111,13 @@ class Scheduler:
             raise
 
     def _next_batch(self) -> list[Job]:
-        """The oldest live job and, if it is short, the short jobs waiting behind it (up to max_batch)."""
+        """The oldest live job and, if it is short, the short jobs for the same model waiting behind it
+        (up to max_batch)."""
         live = [job for job in self._waiting if not job.future.cancelled()]
         batch = live[:1]
         if batch[0].seconds <= BATCH_SECONDS:
-            batch += [job for job in live[1:] if job.seconds <= BATCH_SECONDS][: self.config.max_batch - 1]
+            batch += [job for job in live[1:] if job.seconds <= BATCH_SECONDS
+                      and job.recognizer is batch[0].recognizer][: self.config.max_batch - 1]
         taken = set(map(id, batch))
         self._waiting = deque(job for job in live if id(job) not in taken)
         return batch
@@ -128,8 +132,8 @@ class Scheduler:
             self.calls += 1
             start = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._pool, self.recognizer.transcribe, [j.path for j in batch],
-                                                     functools.partial(_all_gone, batch))
+                results = await loop.run_in_executor(self._pool, batch[0].recognizer.transcribe,
+                                                     [j.path for j in batch], functools.partial(_all_gone, batch))
             except Cancelled:
                 continue
             except Exception as err:  # a bug: each client gets it (the app answers a JSON 500), the server goes on
