@@ -3,20 +3,25 @@
 # trained for the same optimizer steps (default 2,000; the schedule is sized to them) from the same initial
 # weights (same seed), once in each precision, 1 thread each; greedy dev CER on the 24 dev_report speakers
 # every 500 steps. Prints the table of dev WER/CER at equal steps and each run's training speed.
-# Run from recipes/speechocean762 after stage 1:   local/precision_check.sh [STEPS]
+# Run from recipes/speechocean762 after stage 1:   local/precision_check.sh [STEPS [SEED]]
+# (SEED, default 0, draws the initial weights, batch order and augmentation; runs go to exp/precision[-sSEED]-*)
 # Killed at any point, the same command resumes (asr train continues from last.pt).
 set -euo pipefail
 steps=${1:-2000}
+seed=${2:-0}
 asr=${ASR:-asr}
+exp=exp/precision$([ "$seed" = 0 ] || echo "-s$seed")
 
 for precision in bfloat16 float32; do
-  $asr train --config conf/small.yaml --exp-dir exp/precision-$precision --dev-manifest data/dev_report.jsonl \
-    --train.max-steps "$steps" --train.eval-every 500 --train.precision $precision --train.threads 1
+  $asr train --config conf/small.yaml --exp-dir $exp-$precision --dev-manifest data/dev_report.jsonl \
+    --train.max-steps "$steps" --train.eval-every 500 --train.precision $precision --train.threads 1 \
+    --train.seed "$seed"
 done
 
-python - <<'PY'
-import json
-runs = {p: [json.loads(line) for line in open(f"exp/precision-{p}/metrics.jsonl")] for p in ("float32", "bfloat16")}
+python - "$exp" <<'PY'
+import json, sys
+exp = sys.argv[1]
+runs = {p: [json.loads(line) for line in open(f"{exp}-{p}/metrics.jsonl")] for p in ("float32", "bfloat16")}
 dev = {p: {r["step"]: r for r in records if "dev_cer" in r} for p, records in runs.items()}
 print("| step | float32 dev WER / CER | bfloat16 dev WER / CER | CER difference (points) |")
 print("| ---: | --- | --- | ---: |")
