@@ -48,6 +48,14 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
                                                      "1 when other jobs share the machine)")
 
 
+def leave_rank(code: int) -> None:
+    """After a command that torchrun may run as one of several ranks (`asr train`, `transcribe`,
+    `evaluate`), whatever its outcome: such a rank leaves at once (asr.distributed.exit_rank)."""
+    from asr.distributed import exit_rank
+
+    exit_rank(code)
+
+
 def amount(utterances) -> str:
     """'N utterances, H.HH h' for the summary line of a written manifest."""
     return f"{len(utterances)} utterances, {sum(u.duration for u in utterances) / 3600:.2f} h"
