@@ -107,7 +107,7 @@ def join_recordings(manifest: Path, hours: float, work: Path) -> tuple[Path, flo
     from asr.audio import SAMPLE_RATE, load_audio
     from asr.data.manifest import read_manifest
 
-    clips = [load_audio(u.audio) for u in read_manifest(manifest)]
+    clips = [load_audio(u.audio_path) for u in read_manifest(manifest)]
     pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
     folder = work / "long"
     folder.mkdir(exist_ok=True)
