@@ -3,8 +3,10 @@
     torchrun --nproc-per-node 4 -m asr transcribe RECORDINGS/ --output-dir OUT
     torchrun --nproc-per-node 4 -m asr evaluate --model CKPT --manifest test.jsonl
 
-The CLI calls `transcribe_sharded` / `evaluate_sharded` when torchrun started it (WORLD_SIZE > 1);
-a plain `asr transcribe` never comes here. Each rank (asr.distributed.Distributed):
+The CLI calls `transcribe_sharded` / `evaluate_sharded` when torchrun started it (WORLD_SIZE > 1),
+and `transcribe_sharded` in one process for an --output that an interrupted sharded run left
+parts of (`has_parts`: refused without --resume, taken in with it); otherwise a plain
+`asr transcribe` never comes here. Each rank (asr.distributed.Distributed):
   * takes a share of the inputs balanced by audio duration (`balance`: greedy longest-first bin
     packing, deterministic, so every rank computes the same shares without asking the others);
   * runs on its own device (`rank_device`: LOCAL_RANK's GPU) or its own share of the CPU cores
@@ -92,6 +94,8 @@ def join(ranks: Distributed) -> None:
 def _from_rank0(ranks: Distributed, compute):
     """The value of `compute()` run on rank 0 alone, on every rank. An AsrError it raises is
     raised on every rank, so that none waits for the others forever."""
+    if not ranks.enabled:
+        return compute()
     box = [None]
     if ranks.is_main:
         try:
@@ -112,6 +116,12 @@ def part_path(output: Path, rank: int) -> Path:
 
 def _parts(output: Path) -> list[Path]:
     return sorted(output.parent.glob(f".{output.name}.part-*"))
+
+
+def has_parts(output: str | Path) -> bool:
+    """Whether an interrupted sharded run left parts of `output`: a run of any number of
+    processes, one included, then goes through `transcribe_sharded`, which takes them in."""
+    return bool(_parts(Path(output)))
 
 
 def _todo(paths: list[Path], fmt: str | None, output: Path | None, targets: dict | None, resume: bool) -> list[Path]:
@@ -172,7 +182,8 @@ def transcribe_sharded(loaded: LoadedModel, paths: list[Path], decoder: Decoder,
                 if path in printed:
                     print(printed[path], flush=True)
     total = sum(ranks.gather(failures))
-    dist.barrier()  # every part is complete
+    if ranks.enabled:
+        dist.barrier()  # every part is complete
     if output is not None and ranks.is_main:
         merge_parts(output, paths, formats[0])
     return total if ranks.is_main else 0

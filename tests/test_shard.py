@@ -185,6 +185,22 @@ def test_an_interrupted_sharded_run_resumes_to_the_uninterrupted_output(tiny_che
     assert not list(tmp_path.glob(".out.txt.part-*"))
 
 
+def test_one_process_resuming_takes_in_the_parts_of_an_interrupted_sharded_run(tiny_checkpoint, collection,
+                                                                               tmp_path):
+    assert main(transcribe_args(collection, tiny_checkpoint, "--format", "jsonl", "--output",
+                                str(tmp_path / "one.jsonl"))) == 1
+    lines = (tmp_path / "one.jsonl").read_text().splitlines(keepends=True)
+    out = tmp_path / "out.jsonl"
+    (tmp_path / ".out.jsonl.part-0").write_text(lines[1] + lines[4])  # as two ranks left them
+    (tmp_path / ".out.jsonl.part-1").write_text(lines[2] + lines[6][:20])  # a torn last line
+    args = transcribe_args(collection, tiny_checkpoint, "--format", "jsonl", "--output", str(out))
+    assert main(args) == 1  # refused without --resume: the parts are not lost
+    assert not out.exists()
+    assert main([*args, "--resume"]) == 1  # the corrupt file
+    assert out.read_text() == "".join(lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "out.jsonl"]
+
+
 # ---- torchrun: evaluate ----------------------------------------------------------------------
 
 

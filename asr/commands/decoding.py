@@ -137,7 +137,7 @@ def cmd_transcribe(args) -> int:
     from asr.decode import make_decoder
     from asr.distributed import Distributed
     from asr.pretrained import default_model_path
-    from asr.shard import rank_device, rank_threads, transcribe_sharded
+    from asr.shard import has_parts, rank_device, rank_threads, transcribe_sharded
     from asr.threads import set_threads
     from asr.transcribe import TranscribeOptions, output_names, transcribe_many
     from asr.vad import SegmentOptions
@@ -152,7 +152,8 @@ def cmd_transcribe(args) -> int:
     options = merge(TranscribeOptions(), {**overrides, "segments": flag_overrides(args, SegmentOptions)})
     loaded = load_model(args.model or default_model_path(), device)
     decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
-    run = functools.partial(transcribe_sharded, ranks=ranks) if ranks.enabled else transcribe_many
+    sharded = ranks.enabled or (args.output and has_parts(args.output))
+    run = functools.partial(transcribe_sharded, ranks=ranks) if sharded else transcribe_many
     failures = run(loaded, paths, decoder, formats, options=options, output=args.output,
                    output_dir=args.output_dir, names=names, resume=args.resume)
     return 1 if failures else 0
