@@ -31,7 +31,8 @@ from asr.config import ConfigError, merge
 from asr.decode import FILE_OPTIONS, DecodingOptions
 from asr.errors import AsrError
 from asr.features import FeatureConfig
-from asr.model import CTCModel, ModelConfig
+from asr.model import CTCModel, ModelConfig, quantize_int8
+from asr.precision import Precision, pick_inference_precision
 from asr.text import CharTokenizer
 
 CHECKPOINT_FORMAT = 1
@@ -47,7 +48,8 @@ class LoadedModel:
 
     `decoding` is how this model decodes unless told otherwise (`override_decoding`
     applies flags on top): the checkpoint's stored options, with LM and lexicon paths
-    resolved, or the defaults (greedy) where it stores none.
+    resolved, or the defaults (greedy) where it stores none. `precision` is what the
+    network runs in (`with loaded.precision.autocast(): loaded.model(...)`; asr.precision).
     """
 
     model: CTCModel
@@ -55,6 +57,7 @@ class LoadedModel:
     tokenizer: CharTokenizer
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
     path: str = ""
+    precision: Precision = field(default_factory=lambda: pick_inference_precision("float32"))
 
     @property
     def frame_seconds(self) -> float:
@@ -103,20 +106,25 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return checkpoint
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "float32") -> LoadedModel:
     """Rebuild the model (eval mode), feature config, tokenizer and default decoding options
     stored in a checkpoint. Weights stored in half precision (an exported model, asr.pretrained)
-    become float32: load_state_dict copies them into the model's float32 parameters."""
+    become float32: load_state_dict copies them into the model's float32 parameters. The network
+    runs in `precision` (asr.precision.INFERENCE_PRECISIONS; "auto": bfloat16 on BF16 CPUs)."""
     checkpoint = read_checkpoint(path)
     model = CTCModel(ModelConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model_state_dict"])
     model.to(device).eval()
+    resolved = pick_inference_precision(precision, device)
+    if resolved.name == "int8":
+        model = quantize_int8(model)
     return LoadedModel(
         model=model,
         features=FeatureConfig(**checkpoint["feature_config"]),
         tokenizer=CharTokenizer(checkpoint["vocab"]),
         decoding=stored_decoding(checkpoint.get("decoding", {}), path),
         path=str(path),
+        precision=resolved,
     )
 
 

@@ -11,7 +11,8 @@ output frame where it was emitted (multiply by the frame period for seconds).
 `add_word_timings` turns those frames and the frame posteriors into `Word`s with
 start/end times and a confidence, for either decoder.
 
-The beam decoder is flashlight-text's, through `torchaudio.models.decoder.ctc_decoder`:
+The beam decoder is flashlight-text's, called directly (as torchaudio's `ctc_decoder` would;
+the lexicon trie is cached by asr.trie):
   * lexicon-free: any character sequence; an LM, if given, must be over the
     tokenizer's characters with `|` between words (`asr lm build --unit char`);
   * lexicon-constrained (`lexicon=PATH`): only the lexicon's words, whose
@@ -40,6 +41,7 @@ from asr.extras import require
 from asr.text import BLANK, SPACE, WORD_SEPARATOR, CharTokenizer
 
 FILE_OPTIONS = ("lm", "lexicon")  # the options that name files
+UNK_WORD = "<unk>"  # the word dictionary's entry for words the LM does not know
 
 
 class DecoderError(AsrError):
@@ -104,12 +106,16 @@ class GreedyDecoder(Decoder):
 
 
 class BeamSearchDecoder(Decoder):
-    """flashlight-text CTC beam search, optionally lexicon-constrained and with a KenLM n-gram."""
+    """flashlight-text CTC beam search, optionally lexicon-constrained and with a KenLM n-gram.
 
-    def __init__(self, options: DecodingOptions, tokenizer: CharTokenizer):
+    It calls flashlight's Python API directly (what torchaudio's `ctc_decoder` wraps, without
+    importing torchaudio), and reads the lexicon through asr.trie, which caches it."""
+
+    def __init__(self, options: DecodingOptions, tokenizer: CharTokenizer, cache: bool = True):
         require("flashlight.lib.text.decoder", "flashlight-text", "beam search",
                 hint="greedy decoding (--decoder greedy) does not")
-        from torchaudio.models.decoder import ctc_decoder
+        from flashlight.lib.text import decoder as fl
+        from flashlight.lib.text.dictionary import Dictionary
 
         for path, what in ((options.lexicon, "lexicon"), (options.lm, "language model")):
             if path is not None and not Path(path).is_file():
@@ -120,21 +126,21 @@ class BeamSearchDecoder(Decoder):
             raise DecoderError(f"{options.lm}: a word LM needs a lexicon (--lexicon); lexicon-free decoding "
                                f"needs a character LM (asr lm build --unit char)")
         tokens = [WORD_SEPARATOR if s == SPACE else s for s in tokenizer.vocab]
+        self.blank_id = tokens.index(BLANK)
+        silence = tokens.index(WORD_SEPARATOR)
         try:
-            with tempfile.NamedTemporaryFile("w", suffix=".txt") as lm_dict, _native_stderr_dropped():
-                # Lexicon-free, the LM is asked about token ids; torchaudio's default word list
-                # orders the tokens differently, so give it one in token-id order.
-                lm_dict.write("".join(f"{t}\n" for t in tokens))
-                lm_dict.flush()
-                self.decoder = ctc_decoder(
-                    lexicon=options.lexicon, tokens=tokens, lm=options.lm,
-                    lm_dict=lm_dict.name if options.lm and not self.uses_lexicon else None,
-                    beam_size=options.beam_size, beam_size_token=options.beam_size_token,
-                    beam_threshold=options.beam_threshold, lm_weight=options.lm_weight,
-                    word_score=options.word_score, unk_score=options.unk_score,
-                    # lexicon-free search has no word score; the separator's score plays that role
-                    sil_score=0.0 if self.uses_lexicon else options.word_score,
-                    log_add=True, blank_token=BLANK, sil_token=WORD_SEPARATOR)
+            with _native_stderr_dropped():
+                if self.uses_lexicon:
+                    self.decoder, self.lm = _lexicon_decoder(fl, options, tokens, silence, self.blank_id, cache)
+                else:
+                    # The LM (a character LM) is asked about token ids: its word list is the tokens in id order.
+                    self.lm = _kenlm(fl)(options.lm, Dictionary(tokens)) if options.lm else fl.ZeroLM()
+                    self.decoder = fl.LexiconFreeDecoder(fl.LexiconFreeDecoderOptions(
+                        beam_size=options.beam_size, beam_size_token=options.beam_size_token or len(tokens),
+                        beam_threshold=options.beam_threshold, lm_weight=options.lm_weight,
+                        # lexicon-free search has no word score; the separator's score plays that role
+                        sil_score=options.word_score, log_add=True, criterion_type=fl.CriterionType.CTC),
+                        self.lm, silence, self.blank_id, [])
         except Exception as err:  # flashlight/KenLM raise RuntimeError or IndexError with terse messages
             kenlm_failed = " threw " in str(err)  # KenLM's exceptions start "file.cc:NN in ... threw X."
             files = options.lm if kenlm_failed else " / ".join(p for p in (options.lexicon, options.lm) if p)
@@ -154,18 +160,74 @@ class BeamSearchDecoder(Decoder):
             rows = torch.arange(len(lengths))
             emissions[rows, lengths] = closing[:, 0]
             lengths = lengths + 1
-        results = self.decoder(emissions.contiguous(), lengths.to(torch.int32))
+        emissions = emissions.contiguous()
+        batch, _, vocab = emissions.shape
         hyps = []
-        for best, length in zip((nbest[0] for nbest in results), lengths.tolist()):
+        for b, length in enumerate(lengths.tolist()):
+            pointer = emissions.data_ptr() + emissions.element_size() * b * emissions.stride(0)
+            best = self.decoder.decode(pointer, length, vocab)[0]  # results sorted by score
+            path = best.tokens  # a token per timestep
             # flashlight pads the path with a separator before frame 0 and after the last frame:
             # timestep t is frame t - 1; the closing frame (lexicon) is not a model frame either.
             last = length - 1 if self.uses_lexicon else length
-            emitted = [(token, t - 1) for token, t in zip(best.tokens.tolist(), best.timesteps.tolist())
-                       if 1 <= t <= last]
+            emitted = [(token, t - 1) for t, token in enumerate(path)
+                       if token != self.blank_id and (t == 0 or token != path[t - 1]) and 1 <= t <= last]
             tokens = [token for token, _ in emitted]
             hyps.append(Hypothesis(_join_words(self.tokenizer, tokens), tokens,
                                    [frame for _, frame in emitted], float(best.score)))
         return hyps
+
+
+def _kenlm(fl):
+    """flashlight's KenLM class (in a submodule in newer flashlight-text releases)."""
+    try:
+        from flashlight.lib.text.decoder.kenlm import KenLM
+    except ImportError:
+        KenLM = fl.KenLM
+    return KenLM
+
+
+def _word_dict(words: list[str]):
+    """A flashlight Dictionary of `words` in order, unknown words mapped to `<unk>` (added last if missing)."""
+    from flashlight.lib.text.dictionary import Dictionary
+
+    word_dict = Dictionary(words)
+    if not word_dict.contains(UNK_WORD):
+        word_dict.add_entry(UNK_WORD)
+    word_dict.set_default_index(word_dict.get_index(UNK_WORD))
+    return word_dict
+
+
+def _lexicon_decoder(fl, options: DecodingOptions, tokens: list[str], silence: int, blank: int, cache: bool):
+    """(LexiconDecoder, its LM) for a lexicon and, if given, a word LM; the trie as torchaudio builds it."""
+    from asr.trie import LexiconFormatError, build_trie, read_lexicon
+
+    loaded = {}  # the word dict and the LM, made from the lexicon's words
+
+    def load_lm(words: list[str]):
+        loaded["words"] = _word_dict(words)
+        loaded["lm"] = _kenlm(fl)(options.lm, loaded["words"]) if options.lm else fl.ZeroLM()
+        return loaded["lm"]
+
+    def score_words(words: list[str]) -> list[float]:  # each word's unigram score, for smearing the trie
+        lm = load_lm(words)
+        start = lm.start(False)
+        return [lm.score(start, loaded["words"].get_index(word))[1] for word in words]
+
+    try:
+        lexicon = read_lexicon(options.lexicon, tokens, options.lm, score_words, cache)
+    except LexiconFormatError as err:
+        raise DecoderError(f"{options.lexicon}: {err}") from None
+    if not loaded:  # the lexicon came from the cache
+        load_lm(lexicon.words)
+    word_dict, lm = loaded["words"], loaded["lm"]
+    trie = build_trie(lexicon, len(tokens), silence)
+    decoder = fl.LexiconDecoder(fl.LexiconDecoderOptions(
+        beam_size=options.beam_size, beam_size_token=options.beam_size_token or len(tokens),
+        beam_threshold=options.beam_threshold, lm_weight=options.lm_weight, word_score=options.word_score,
+        unk_score=options.unk_score, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC),
+        trie, lm, silence, blank, word_dict.get_index(UNK_WORD), [], False)
+    return decoder, lm
 
 
 @contextlib.contextmanager

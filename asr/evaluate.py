@@ -50,7 +50,8 @@ def iter_emissions(loaded: LoadedModel, utterances: list[Utterance], device: tor
                                          num_workers=num_workers, worker_init_fn=defer_stop_signals)
     try:
         for batch in loader:
-            log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
+            with loaded.precision.autocast():  # log_probs come out float32 whatever the precision
+                log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
             yield batch["ids"], log_probs, lengths
     finally:
         model.train(was_training)

@@ -6,6 +6,8 @@
     logger.log({"step": 30, "epoch": 1, "dev_wer": 0.41, "dev_cer": 0.2}); logger.echo("a line")
 
 metrics.jsonl holds one JSON line per logged window, dev evaluation and kept epoch checkpoint;
+a window's line carries `cpu_s`, the CPU seconds the run has used since it began, across resumes
+(this process and its data-loading workers: what runs compared at equal compute are compared on);
 `lines` counts them, and last.pt saves the count so that a resume drops the lines written
 after it (`resume`). On a terminal train.py shows a progress bar; otherwise (output to a log
 file) each window is also printed as one plain line. Only rank 0 writes or prints; on the
@@ -15,6 +17,8 @@ other ranks every method but the collective `log_window` reduction does nothing.
 from __future__ import annotations
 
 import json
+import os
+import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,6 +52,8 @@ class MetricsLogger:
         self.lines = 0  # in metrics.jsonl, saved in last.pt
         self.window = LogWindow()
         self.started = time.perf_counter()
+        self.cpu_before = 0.0  # CPU seconds of the run before this process (its last logged cpu_s)
+        self.cpu_started = cpu_seconds()
         self.tensorboard = None  # a SummaryWriter once `open_tensorboard` found tensorboard installed
 
     def start_new(self) -> None:
@@ -64,6 +70,7 @@ class MetricsLogger:
         with atomic_write(self.path) as f:
             f.writelines(line + "\n" for line in lines)
         self.lines = len(lines)
+        self.cpu_before = next((json.loads(line)["cpu_s"] for line in reversed(lines) if '"cpu_s"' in line), 0.0)
 
     def open_tensorboard(self, step: int) -> None:
         """Write TensorBoard scalars to exp_dir/tensorboard, if tensorboard is installed. After a
@@ -118,13 +125,34 @@ class MetricsLogger:
         steps = window.steps * dist.world_size
         speed = audio / (time.perf_counter() - window.start)
         elapsed = time.perf_counter() - self.started
+        cpu = self.cpu_before + cpu_seconds() - self.cpu_started
         self.log({"step": step, "epoch": epoch, "lr": lr, "loss": round(loss / steps, 4),
                   "grad_norm": round(grad_norm / steps, 3), "audio_sec_per_sec": round(speed, 2),
-                  "elapsed_s": round(elapsed, 1)})
+                  "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1)})
         if self.plain:
             self.echo(f"step {step}  epoch {epoch}  loss {loss / steps:.3f}  lr {lr:.2e}  "
                       f"{speed:.1f} audio-s/s  elapsed {_clock(elapsed)}")
         self.window = LogWindow()
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and its child processes: the finished
+    ones (reaped: an epoch's DataLoader workers) and, on Linux, the live ones (read from /proc)."""
+    finished = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = time.process_time() + finished.ru_utime + finished.ru_stime
+    pid = os.getpid()
+    try:
+        children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:  # not Linux, or a kernel without the children file: live workers are not counted
+        return total
+    ticks = os.sysconf("SC_CLK_TCK")
+    for child in children:
+        try:
+            fields = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile (and is counted once reaped)
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+    return total
 
 
 def _clock(seconds: float) -> str:

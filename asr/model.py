@@ -148,9 +148,10 @@ class CTCModel(nn.Module):
             # No padding (e.g. one utterance, or equal transcription windows): one dense
             # bidirectional call is exact, and ~5% faster than two single-direction ones.
             x, _ = self.lstm(x)  # (batch, out_frames, 2H)
-        elif x.is_cuda:
+        elif x.is_cuda or not isinstance(self.lstm, nn.LSTM):
             # cuDNN runs packed sequences in its fused kernel; single-direction calls would
-            # make it copy the weights out of nn.LSTM's flat buffer at every call.
+            # make it copy the weights out of nn.LSTM's flat buffer at every call. An int8
+            # LSTM (quantize_int8) has no single-direction weights to call, only this path.
             x = packed_bilstm(self.lstm, x, out_lengths)  # (batch, out_frames, 2H)
         else:
             x = dense_bilstm(self.lstm, x, out_lengths)  # (batch, out_frames, 2H)
@@ -159,3 +160,13 @@ class CTCModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def quantize_int8(model: CTCModel) -> CTCModel:
+    """The model (in eval mode) with its LSTM and output layer dynamically quantized: int8 weights,
+    activations quantized per call, for CPU inference (`--precision int8`). Changes the model in place."""
+    import warnings
+
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao on every call
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, dtype=torch.qint8, inplace=True)

@@ -1,4 +1,4 @@
-"""The floating-point precision training computes in (`train.precision`).
+"""The floating-point precision training (`train.precision`) and inference (`--precision`) compute in.
 
     precision = pick_precision("auto", torch.device("cpu"))
     precision.name, precision.reason        # "bfloat16", "the CPU has avx512_bf16"
@@ -10,6 +10,16 @@ those instructions bfloat16 is emulated and slower than float32 (benchmarks/trai
 measures both). "float32", "bfloat16" and "float16" force one. Autocast runs the matrix
 products (LSTM, linear) in the low precision; the parameters, the optimizer state and so
 every checkpoint stay float32, and the model's log-softmax and the CTC loss run in float32.
+
+Inference (`pick_inference_precision`, the `--precision` flag of transcribe, evaluate and
+serve): "auto" is bfloat16 autocast on a CPU with BF16 instructions, float32 elsewhere
+(CUDA included: not measured); "int8" quantizes the LSTM and output weights to int8 when
+the model loads (dynamic quantization: faster still on the CPU, but it changed a third of
+the dev transcripts where bfloat16 changed a tenth, so it is offered, not the default).
+On the bundled model bfloat16 ran the network 1.7x faster
+than float32 at one thread, with the same WER on the 480 dev_report utterances within
+0.3 points (benchmarks/inference_precision.py; the table is in benchmarks/README.md, with
+int8 dynamic quantization and onnxruntime, which were not adopted).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import torch
 from asr.config import ConfigError
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+INFERENCE_PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native BF16 arithmetic
 
 
@@ -54,8 +65,9 @@ class Precision:
         return self.name == "float16"
 
     def autocast(self):
-        """The context the forward pass runs in: autocast to `dtype`, or nothing for float32."""
-        if self.name == "float32":
+        """The context the forward pass runs in: autocast to `dtype`, or nothing for float32 (and
+        int8, whose quantized weights are put in the model when it loads: asr.model.quantize_int8)."""
+        if self.name in ("float32", "int8"):
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
@@ -75,3 +87,20 @@ def pick_precision(setting: str, device: torch.device, flag: str = "train.precis
     if flags:
         return Precision("bfloat16", device.type, f"the CPU has {', '.join(flags)}")
     return Precision("float32", device.type, "the CPU has no BF16 instructions (amx_bf16, avx512_bf16)")
+
+
+def pick_inference_precision(setting: str, device: torch.device | str = "cpu",
+                             flag: str = "--precision") -> Precision:
+    """Resolve `setting` (one of INFERENCE_PRECISIONS) for running a model on `device`: "auto" is
+    bfloat16 on a CPU with BF16 instructions, float32 elsewhere; ConfigError for an unknown name."""
+    device = torch.device(device)
+    if setting not in INFERENCE_PRECISIONS:
+        raise ConfigError(f"{flag} must be one of {', '.join(INFERENCE_PRECISIONS)}; got {setting!r}")
+    if setting == "int8" and device.type != "cpu":
+        raise ConfigError(f"{flag} int8 runs on the CPU only (dynamic quantization); got device {device}")
+    if setting != "auto":
+        return Precision(setting, device.type, f"set by {flag}")
+    flags = cpu_bf16_flags() if device.type == "cpu" else ()
+    if flags:
+        return Precision("bfloat16", device.type, f"the CPU has {', '.join(flags)}")
+    return Precision("float32", device.type, "no BF16 instructions" if device.type == "cpu" else "not a CPU")

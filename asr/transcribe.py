@@ -8,6 +8,8 @@ The pipeline, one function a step, chained in this order by `iter_transcripts`:
   1. read      a recording streams in 30 s blocks (`Recording.blocks`), never whole;
   2. segment   voice-activity detection cuts it where the speaker pauses, into segments of
                at most `max_segment_seconds`, and drops long silences (`plan_segments`, asr.vad);
+               a recording no longer than that is one segment, as `asr evaluate` decodes an
+               utterance (the VAD is loaded by the first recording that needs cutting);
   3. featurize each segment is read again (`Recording.read`) and gets its own per-utterance
                CMVN (`featurize`): the model sees it as it saw training utterances;
   4. batch     segments, of one recording or of several, go through the model `batch_segments`
@@ -40,6 +42,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -128,8 +131,8 @@ def decode_segments(loaded: LoadedModel, decoder: Decoder, segments: list[Segmen
     """Steps 4-5: one model call for a batch of segments; each Hypothesis's words carry recording times."""
     features = pad_sequence([s.features for s in segments], batch_first=True)  # (batch, frames, mels)
     lengths = torch.tensor([s.features.shape[0] for s in segments])  # (batch,)
-    device = next(loaded.model.parameters()).device
-    with torch.inference_mode():
+    device = next(loaded.model.parameters(), torch.empty(0)).device  # an int8 model (CPU only) has no parameters
+    with torch.inference_mode(), loaded.precision.autocast():
         log_probs, out_lengths = loaded.model(features.to(device), lengths.to(device))  # (batch, out_frames, vocab)
     hyps = decoder.decode(log_probs, out_lengths)
     for hyp, segment, lp, n in zip(hyps, segments, log_probs, out_lengths.tolist()):
@@ -185,10 +188,33 @@ def _ahead(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, ahead: int) 
     yield from pending
 
 
-def _plan(recording: _InFlight, vad, options: SegmentOptions, vad_missing: VadUnavailable | None
+class _VadOnDemand:
+    """The VAD, loaded by the first recording long enough to be cut: a recording no longer than a
+    segment may be is one segment and needs none, and loading onnxruntime and the silero session
+    would cost that short file's start-up 0.1-0.2 s. Thread-safe (recordings are planned in `jobs` threads)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.lock = threading.Lock()
+        self.loaded: tuple | None = None  # (vad or None, VadUnavailable or None)
+
+    def get(self) -> tuple:
+        with self.lock:
+            if self.loaded is None:
+                try:
+                    self.loaded = load_vad(self.name), None
+                except VadUnavailable as err:  # short recordings do not need it (plan_segments)
+                    self.loaded = None, err
+            return self.loaded
+
+
+def _plan(recording: _InFlight, vads: _VadOnDemand, options: SegmentOptions
           ) -> list[tuple[Recording, tuple[float, float]]]:
     audio = Recording(recording.source)
     recording.duration = audio.duration
+    if audio.duration <= options.max_segment_seconds:  # one segment, as `asr evaluate` decodes an utterance
+        return [(audio, (0.0, audio.duration))]
+    vad, vad_missing = vads.get()
     return [(audio, span) for span in plan_segments(audio, vad, options, vad_missing)]
 
 
@@ -276,11 +302,7 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
     """
     decoder = decoder or make_decoder(loaded.decoding, loaded.tokenizer)
     logmel = LogMel(loaded.features)
-    try:
-        vad, vad_missing = load_vad(options.segments.vad), None
-    except VadUnavailable as err:  # short recordings do not need it (plan_segments)
-        vad, vad_missing = None, err
-    plan = functools.partial(_plan, vad=vad, options=options.segments, vad_missing=vad_missing)
+    plan = functools.partial(_plan, vads=_VadOnDemand(options.segments.vad), options=options.segments)
     with ThreadPoolExecutor(options.jobs) as pool:
         planned = _planned(pool, (_InFlight(source) for source in sources), plan, options.jobs)
         batch, finished = [], []  # segments for the model; recordings whose segments are all in batch or done

@@ -1,6 +1,7 @@
 """Our beam decoder (flashlight-text) vs pyctcdecode: same emissions, same beam width, same LM.
 
     python benchmarks/decoder.py [--model recipes/speechocean762/exp/small/best.pt] [--limit 300] [--beam 50]
+        [--no-peer]  (ours only, at each --ours operating point)
         [--lm-weight W --word-score S]   (default: the checkpoint's stored decoding, else 0.5 / 0)
         [--lm LM.arpa --lexicon LEXICON]  (default: a word 3-gram of the training transcripts)
 
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--word-score", type=float)
     parser.add_argument("--lm", help="word LM (ARPA) to use instead of building one from --train-manifest")
     parser.add_argument("--lexicon", help="its lexicon (with --lm)")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="ours only, no pyctcdecode (then --lm may be a KenLM binary, e.g. the bundled lm.bin)")
     parser.add_argument("--ours", default="50:50",
                         help="our operating points, comma-separated BEAM:THRESHOLD pairs (e.g. 50:50,20:20,10:12)")
     args = parser.parse_args(argv)
@@ -155,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
           f"LM: {lm['source']} ({lm['vocabulary']} words); beam {args.beam}; "
           f"lm_weight {lm_weight:g} (pyctcdecode alpha {lm_weight / math.log(10):.4g}), word_score {word_score:g}")
 
+    if args.no_peer:
+        for beam, threshold in operating_points:
+            options = DecodingOptions(decoder="beam", beam_size=beam, beam_threshold=threshold, lm=lm["lm"],
+                                      lexicon=lm["lexicon"], lm_weight=lm_weight, word_score=word_score)
+            report(f"asr (beam {beam}, threshold {threshold:g})", utterances,
+                   *time_ours(options, loaded.tokenizer, emissions))
+        return 0
     labels = ["" if i == loaded.tokenizer.blank_id else s for i, s in enumerate(loaded.tokenizer.vocab)]
     peer, peer_seconds = time_pyctcdecode(labels, lm["lm"], lm["lexicon"], lm_weight / math.log(10), word_score,
                                           args.beam, list(emissions))

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import soundfile as sf
@@ -67,15 +68,20 @@ def write_wavs(utterances: list[Utterance], folder: Path) -> list[dict]:
 
 
 def transcribe_with_peer(system: str, utterances: list[Utterance], threads: int = 2,
-                         compute_type: str = "int8") -> tuple[dict[str, str], float]:
-    """Run a peer (a key of PEERS) over the utterances: ({id: raw text}, decoding seconds)."""
+                         compute_type: str = "int8", timing: dict | None = None) -> tuple[dict[str, str], float]:
+    """Run a peer (a key of PEERS) over the utterances: ({id: raw text}, decoding seconds).
+    `timing`, if given, gets "process_seconds": the wall time of the worker process, start-up,
+    imports and model loading included (the wav files are written before it starts)."""
     python = ensure_peer_venv()
     with tempfile.TemporaryDirectory(prefix="asr-peers-") as tmp:
         tmp = Path(tmp)
         (tmp / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in write_wavs(utterances, tmp)))
         command = [str(python), str(HERE / "peer_worker.py"), PEERS[system], "--input", str(tmp / "items.jsonl"),
                    "--output", str(tmp / "hyps.jsonl"), "--threads", str(threads), "--compute-type", compute_type]
+        start = time.perf_counter()
         result = subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
+        if timing is not None:
+            timing["process_seconds"] = time.perf_counter() - start
         if result.returncode != 0:
             raise PeerError(f"{system}: peer_worker.py exited with status {result.returncode}")
         rows = [json.loads(line) for line in (tmp / "hyps.jsonl").read_text().splitlines() if line]

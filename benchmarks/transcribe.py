@@ -1,27 +1,33 @@
 """Long-audio transcription: real-time factor and peak memory, ours against Whisper tiny.en and pocketsphinx.
 
     python benchmarks/transcribe.py [--model CKPT] [--minutes 1 10 60]
-        [--threads 2] [--beam-minutes 1 10] [--no-peers]
+        [--threads 2] [--default-minutes 1 10] [--no-peers]
 
 1. Inputs: speechocean762 dev utterances, in manifest order, concatenated into
    one 16 kHz 16-bit wav per length (whole utterances, so each input is a dev
    subset with a known transcript), under benchmarks/.transcribe-work/ (git-ignored).
 2. Ours: each input is transcribed by `asr.transcribe.transcribe` (cut at pauses
    by silero-vad into segments of at most 20 s, batches of 8) in a fresh process
-   with --threads torch threads, greedy and, on the --beam-minutes inputs, beam
-   search (beam 50, no LM). RTF = transcription wall time / audio duration (model loading excluded);
+   with --threads torch threads and the default precision (asr.precision: bfloat16 on
+   a CPU with BF16 instructions), greedy and, on the --default-minutes inputs, with the
+   model's default decoding (the bundled model: beam 50, word 3-gram LM, 50,000-word
+   lexicon). RTF = transcription wall time / audio duration (model loading excluded);
    peak RSS is the process's own maximum, so it includes Python, torch and the model.
 3. Peers on the 10-minute input (benchmarks/peers.py installs them in their own
    venv): Whisper tiny.en with faster-whisper (int8, beam 5, --threads threads,
    long-form: it walks the file in 30 s chunks) and pocketsphinx (en-us,
    single-threaded, given the input's utterances one at a time, see
    SEGMENTED_PEERS). Their decoding time excludes model loading too.
-4. Accuracy beside speed: WER of every system on the 10-minute input's transcript,
+4. Whole processes on the peers' input, start-up and model loading included, what a user
+   waits for: `asr transcribe FILE --threads N` (default decoding, and --decoder greedy) as
+   a command, against each peer's worker process (its start-up, imports, model loading and
+   decoding; the peers' wav files are written before it starts).
+5. Accuracy beside speed: WER of every system on the 10-minute input's transcript,
    all through the same normalization (benchmarks/accuracy.py's benchmark_text).
    Ours is also decoded utterance by utterance (asr.evaluate) on the same
    utterances, which shows what cutting long audio costs, if anything
    (benchmarks/long_audio.py measures that in detail).
-5. A torch.profiler summary of ours, greedy, on the 1-minute input: where the time goes.
+6. A torch.profiler summary of ours, greedy, on the 1-minute input: where the time goes.
 
 Figures from the same run are comparable; the machine line says what ran them.
 """
@@ -88,8 +94,9 @@ def worker(args) -> None:
     from asr.transcribe import transcribe
 
     torch.set_num_threads(args.threads)
-    loaded = load_model(args.model)
-    decoder = make_decoder(DecodingOptions(decoder=args.decoder), loaded.tokenizer)
+    loaded = load_model(args.model, precision="auto")
+    decoder = make_decoder(loaded.decoding if args.decoder == "default" else DecodingOptions(decoder=args.decoder),
+                           loaded.tokenizer)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
@@ -112,6 +119,18 @@ def run_ours(path: Path, args, decoder: str, profile: bool = False) -> dict:
     return result if profile else json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def whole_process(path: Path, args, decoder: str) -> dict:
+    """`asr transcribe path` as a user runs it: {seconds (wall, start-up included), text}."""
+    command = [sys.executable, "-m", "asr", "transcribe", str(path), "--threads", str(args.threads),
+               "--model", str(args.model), *(["--decoder", "greedy"] if decoder == "greedy" else [])]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"asr transcribe failed on {path}:\n{result.stderr}")
+    return {"seconds": seconds, "text": result.stdout.split("\t", 1)[1].strip()}
+
+
 def per_utterance_wer(model: Path, utterances: list[Utterance], threads: int) -> float:
     import torch
 
@@ -130,8 +149,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="default: the recipe's best.pt, else the bundled model")
     parser.add_argument("--manifest", default=str(DEV_MANIFEST))
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
-    parser.add_argument("--beam-minutes", type=float, nargs="*", default=[1, 10],
-                        help="inputs also decoded with beam search")
+    parser.add_argument("--default-minutes", type=float, nargs="*", default=[1, 10],
+                        help="inputs also decoded with the model's default decoding (bundled: beam + LM)")
     parser.add_argument("--peer-minutes", type=float, default=10, help="the input the peers run on")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-peers", action="store_true")
@@ -150,7 +169,7 @@ def main() -> None:
     rows = []  # (system, minutes, audio seconds, result dict)
     for minutes in args.minutes:
         path, _, _ = inputs[minutes]
-        for decoder in ["greedy"] + (["beam"] if minutes in args.beam_minutes else []):
+        for decoder in ["greedy"] + (["default"] if minutes in args.default_minutes else []):
             result = run_ours(path, args, decoder)
             rows.append((f"asr {decoder}", minutes, sf.info(path).duration, result))
             print(f"  asr {decoder} {minutes:g} min: {result['seconds']:.1f} s, {result['rss_mb']:.0f} MiB",
@@ -158,15 +177,22 @@ def main() -> None:
 
     path, reference, used = inputs[args.peer_minutes]
     duration = sf.info(path).duration
+    processes = []  # (system, {seconds, text}): whole processes on the peers' input
+    for decoder in ("default", "greedy"):
+        result = whole_process(path, args, decoder)
+        processes.append((f"asr transcribe ({decoder})", result))
+        print(f"  asr transcribe ({decoder}), whole process: {result['seconds']:.1f} s", file=sys.stderr, flush=True)
     if not args.no_peers:
         from peers import PEERS, transcribe_with_peer
 
         whole = Utterance(path.stem, str(path), duration, reference, "dev")
         for system in PEERS:
             items = used if system in SEGMENTED_PEERS else [whole]
-            texts, seconds = transcribe_with_peer(system, items, args.threads)
+            timing = {}
+            texts, seconds = transcribe_with_peer(system, items, args.threads, timing=timing)
             result = {"seconds": seconds, "text": " ".join(texts[item.id] for item in items)}
             rows.append((system, args.peer_minutes, duration, result))
+            processes.append((system, {"seconds": timing["process_seconds"], "text": result["text"]}))
             print(f"  {system} {args.peer_minutes:g} min: {seconds:.1f} s", file=sys.stderr, flush=True)
 
     print(f"\n{'system':<22} {'input':>6} {'RTF':>7} {'x realtime':>10} {'peak RSS':>9} {'WER':>7}")
@@ -175,6 +201,18 @@ def main() -> None:
         rss = f"{result['rss_mb']:.0f} MiB" if "rss_mb" in result else "-"
         score = f"{wer(reference, result['text']):.1%}" if minutes == args.peer_minutes else "-"
         print(f"{system:<22} {minutes:>4g} m {rtf:>7.4f} {1 / rtf:>9.0f}x {rss:>9} {score:>7}")
+    print(f"\nwhole processes on the {args.peer_minutes:g}-minute input (start-up and model loading included):")
+    print(f"{'system':<32} {'seconds':>8} {'RTF':>7} {'WER':>7}")
+    for system, result in processes:
+        print(f"{system:<32} {result['seconds']:>8.1f} {result['seconds'] / duration:>7.4f} "
+              f"{wer(reference, result['text']):>7.1%}")
+    ours = dict(processes)["asr transcribe (default)"]["seconds"]
+    for system, result in processes[2:]:
+        print(f"asr transcribe (default decoding) vs {system}, whole processes: {result['seconds'] / ours:.1f}x faster")
+    for system, minutes, seconds, result in rows:
+        if system == "asr greedy" and minutes == args.peer_minutes:
+            print(f"asr greedy RTF on the {minutes:g}-minute input, model loading excluded: "
+                  f"{result['seconds'] / seconds:.4f}")
     print(f"asr greedy, utterance by utterance (asr evaluate) on the same {len(used)} utterances: "
           f"WER {per_utterance_wer(args.model, used, args.threads):.1%}")
 

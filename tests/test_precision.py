@@ -1,14 +1,24 @@
-"""asr.precision: BF16 detection from /proc/cpuinfo, what "auto" picks on each device, and one
-bfloat16 training step against the float32 step from the same weights and batch."""
+"""asr.precision: BF16 detection from /proc/cpuinfo, what "auto" picks on each device, one
+bfloat16 training step against the float32 step from the same weights and batch, and the
+transcripts of each inference precision against float32's."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import tiny_model
+from test_pretrained import real_dev_utterances
 
+from asr.checkpoint import load_model
 from asr.config import ConfigError
-from asr.precision import cpu_bf16_flags, pick_precision
+from asr.decode import make_decoder
+from asr.metrics import ErrorCounts, char_errors
+from asr.precision import INFERENCE_PRECISIONS, cpu_bf16_flags, pick_inference_precision, pick_precision
+from asr.pretrained import default_model_path
+from asr.transcribe import transcribe
 
 CPU = torch.device("cpu")
 FLAGS_LINE = "flags\t\t: fpu vme sse2 avx2 avx512f {extra}\n"
@@ -73,3 +83,47 @@ def test_a_bfloat16_step_gives_nearly_the_float32_gradients():
         cosine = torch.nn.functional.cosine_similarity(grad.flatten(), grads16[name].flatten(), dim=0)
         assert cosine > 0.99, name
         assert (grads16[name].norm() / grad.norm()).item() == pytest.approx(1.0, abs=0.05), name
+
+
+def test_inference_auto_is_bfloat16_only_on_a_cpu_with_bf16_instructions(monkeypatch):
+    monkeypatch.setattr("asr.precision.cpu_bf16_flags", lambda: ("avx512_bf16",))
+    assert pick_inference_precision("auto", CPU).name == "bfloat16"
+    assert pick_inference_precision("auto", torch.device("cuda", 0)).name == "float32"  # not measured there
+    assert pick_inference_precision("float32", CPU).name == "float32"
+    monkeypatch.setattr("asr.precision.cpu_bf16_flags", lambda: ())
+    assert pick_inference_precision("auto", CPU).name == "float32"
+    with pytest.raises(ConfigError, match="--precision must be one of auto, float32, bfloat16, int8"):
+        pick_inference_precision("int4", CPU)
+    with pytest.raises(ConfigError, match="int8 runs on the CPU only"):
+        pick_inference_precision("int8", torch.device("cuda", 0))
+
+
+def _recordings(speech_dir) -> list:
+    """A few real speechocean762 dev utterances where $SPEECHOCEAN762 (or the shared copy) has them,
+    else the synthesized sentences."""
+    corpus = Path(os.environ.get("SPEECHOCEAN762", Path(__file__).resolve().parents[2] / "shared/data/speechocean762"))
+    if (corpus / "dev" / "wav.scp").is_file():
+        return [path for path, _ in real_dev_utterances(corpus)]
+    return sorted(speech_dir.glob("*.wav"))
+
+
+@pytest.mark.parametrize("precision", INFERENCE_PRECISIONS[1:])
+def test_each_inference_precision_transcribes_as_float32_does(precision, speech_dir):
+    """The bundled model, its default decoding: the transcripts of each precision offered differ from
+    float32's in at most 3% of their characters (bfloat16 rounds activations and int8 the weights,
+    so a letter may change), and int8 really ran quantized."""
+    if precision == "bfloat16" and not cpu_bf16_flags():
+        pytest.skip("this CPU has no BF16 instructions (amx_bf16, avx512_bf16): bfloat16 would be emulated, "
+                    "and auto does not pick it")
+    recordings = _recordings(speech_dir)
+    float32 = load_model(default_model_path(), precision="float32")
+    other = load_model(default_model_path(), precision=precision)
+    assert other.precision.name == precision
+    assert (precision == "int8") == (type(other.model.lstm) is not torch.nn.LSTM)
+    decoder = make_decoder(float32.decoding, float32.tokenizer)
+    expected = [transcribe(float32, path, decoder).text for path in recordings]
+    got = [transcribe(other, path, decoder).text for path in recordings]
+    differences = sum((char_errors(a, b) for a, b in zip(expected, got)), start=ErrorCounts())
+    assert sum(len(text) for text in expected) > 50  # the model said something to compare
+    print(f"{precision}: {differences.rate:.2%} of float32's characters differ")
+    assert differences.rate <= 0.03, list(zip(expected, got))

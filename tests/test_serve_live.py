@@ -1,4 +1,4 @@
-"""`asr serve` as users meet it: a real server process, the page in headless Chromium, the README's OpenAI example.
+"""`asr serve` as users meet it: a real server process, the page in headless Chromium, docs/serving.md's OpenAI example.
 
 One server (`asr serve --port 0`, the bundled model) is started for the module.
 The browser tests drive the page with Selenium and Debian's chromium +
@@ -229,10 +229,10 @@ def test_microphone_recording_is_sent_as_wav_and_transcribed(server, sentence, t
     assert shown == api(server, tmp_path / "downloads" / "recording.wav", "json").json()["text"]
 
 
-def test_readme_openai_example_runs_against_the_server(server):
-    pytest.importorskip("openai", reason="the README example needs the openai package (the test extra)")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    [example] = [block for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "OpenAI(" in block]
+def test_the_openai_example_of_the_docs_runs_against_the_server(server):
+    pytest.importorskip("openai", reason="the docs' example needs the openai package (the test extra)")
+    page = (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
+    [example] = [block for block in re.findall(r"```python\n(.*?)```", page, re.DOTALL) if "OpenAI(" in block]
     assert "http://127.0.0.1:8000/v1" in example and '"data/samples/01-en-us.flac"' in example
     script = example.replace("http://127.0.0.1:8000/", server)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -243,11 +243,11 @@ def test_readme_openai_example_runs_against_the_server(server):
     assert lines[1:] == [f"{w['start']:6.2f} {w['end']:6.2f} {w['word']}" for w in expected["words"]]
 
 
-def test_readme_curl_example_runs_against_the_server(server):
+def test_the_curl_example_of_the_docs_runs_against_the_server(server):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    [line] = [line for line in readme.splitlines() if line.startswith("curl ")]
+    page = (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
+    [line] = [line for line in page.splitlines() if line.startswith("curl ")]
     command = shlex.split(line.split("#")[0].replace("http://127.0.0.1:8000/", server))
     run = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert run.returncode == 0, run.stderr

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,8 @@ def _logged_steps(exp_dir: Path) -> dict[int, int]:
 
 
 def _comparable(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in ("audio_sec_per_sec", "elapsed_s")} for r in records]  # timings
+    return [{k: v for k, v in r.items() if k not in ("audio_sec_per_sec", "elapsed_s", "cpu_s")}
+            for r in records]  # timings
 
 
 LOG_WINDOW = "asr.metrics_logger:MetricsLogger.log_window"  # called once per logged window, on every rank
@@ -270,6 +272,24 @@ def test_logged_loss_and_gradient_norm_are_means_over_the_log_window(speech_mani
             assert line[key] == pytest.approx(sum(r[key] for r in window) / 3, abs=2e-3), key
         assert line["loss"] != pytest.approx(window[-1]["loss"], abs=1e-3)  # the mean, not the last step
         assert line["audio_sec_per_sec"] > 0
+    assert third[0]["cpu_s"] <= third[1]["cpu_s"]
+
+
+def test_cpu_seconds_carry_on_across_a_resume(tmp_path):
+    """A resumed run's cpu_s starts from the last line it kept, so runs compare at equal compute."""
+    from asr.distributed import Distributed
+    from asr.metrics_logger import MetricsLogger
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 10, "loss": 1.0, "cpu_s": 100.0}\n{"step": 20, "cpu_s": 150}\n')
+    logger = MetricsLogger(tmp_path, is_main=True)
+    logger.resume(keep=1)  # the checkpoint was written after step 10: the second line goes
+    logger.add_step(loss=1.0, grad_norm=1.0, audio_seconds=1.0)
+    start = time.process_time()
+    while time.process_time() - start < 0.3:  # some CPU time
+        pass
+    logger.log_window(step=11, epoch=0, lr=1e-3, dist=Distributed(), device=torch.device("cpu"))
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 100.0 < last["cpu_s"] < 150.0
 
 
 def test_init_from_starts_a_new_run_from_weights_and_refuses_other_sizes(speech_manifest, tmp_path, capsys):

@@ -49,7 +49,7 @@ AMPLITUDE = 1e-4  # quiet enough that a tone's leakage stays under the log floor
 
 def _band_frequencies() -> list[float]:
     """Frequency (Hz) of each symbol's tone: the FFT bin at the centre of its mel band."""
-    filterbank = LogMel(FeatureConfig()).mel.mel_scale.fb  # (fft bins, mels)
+    filterbank = LogMel(FeatureConfig()).filterbank  # (fft bins, mels)
     hz_per_bin = SAMPLE_RATE / FeatureConfig().n_fft
     return [filterbank[:, band].argmax().item() * hz_per_bin for band in BANDS]
 

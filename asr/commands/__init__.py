@@ -56,6 +56,13 @@ def leave_rank(code: int) -> None:
     exit_rank(code)
 
 
+def add_precision_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
+                        help="what the network computes in; auto: bfloat16 on a CPU with BF16 instructions "
+                             "(same accuracy, faster: benchmarks/inference_precision.py), else float32; int8: "
+                             "quantized weights (faster on a CPU, more transcripts change)")
+
+
 def amount(utterances) -> str:
     """'N utterances, H.HH h' for the summary line of a written manifest."""
     return f"{len(utterances)} utterances, {sum(u.duration for u in utterances) / 3600:.2f} h"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from asr.commands import add_command, add_threads_flag, decoding_options, leave_rank, say
+from asr.commands import add_command, add_precision_flag, add_threads_flag, decoding_options, leave_rank, say
 
 GPU_BATCH_SECONDS = 600.0  # --batch-seconds with --device cuda when not given: see asr.transcribe
 
@@ -29,6 +29,7 @@ def add_commands(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (under torchrun cuda is each rank's GPU)")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
     add_threads_flag(p)
+    add_precision_flag(p)
     p.set_defaults(func=cmd_evaluate, finish=leave_rank)
 
     p = add_command(sub, "transcribe", "print or write the transcripts of audio files or folders (any length)")
@@ -47,6 +48,7 @@ def add_commands(sub) -> None:
     add_flags(p, TranscribeOptions, only=("batch_segments", "batch_seconds", "jobs"))
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (under torchrun cuda is each rank's GPU)")
     add_threads_flag(p)
+    add_precision_flag(p)
     p.set_defaults(func=cmd_transcribe, finish=leave_rank)
 
     p = add_command(sub, "explain", "draw one file's decoding: log-mel, per-frame posteriors, greedy path, timed words")
@@ -57,6 +59,7 @@ def add_commands(sub) -> None:
     p.add_argument("--end", type=float, help="seconds: draw up to here (default: the file's end; at most 60 s)")
     add_flags(p, DecodingOptions, default_note="from the model")
     add_threads_flag(p)
+    add_precision_flag(p)
     p.set_defaults(func=cmd_explain)
 
     p = add_command(sub, "demo", "transcribe sentences synthesized with espeak-ng and print the WER")
@@ -78,7 +81,7 @@ def cmd_evaluate(args) -> int:
     ranks = Distributed.from_env()
     set_threads(rank_threads(args.threads) if ranks.enabled else args.threads)
     device = rank_device(args.device, ranks)
-    loaded = load_model(args.model, device)
+    loaded = load_model(args.model, device, args.precision)
     utterances = read_manifest(args.manifest)
     name = Path(args.manifest).name.removesuffix(".jsonl")
     options = decoding_options(args, loaded)
@@ -107,7 +110,7 @@ def cmd_explain(args) -> int:
     from asr.threads import set_threads
 
     set_threads(args.threads)
-    loaded = load_model(args.model or default_model_path())
+    loaded = load_model(args.model or default_model_path(), precision=args.precision)
     options = decoding_options(args, loaded)
     explanation = explain_file(loaded, args.file, make_decoder(options, loaded.tokenizer), describe(options),
                                args.start, args.end)
@@ -150,7 +153,7 @@ def cmd_transcribe(args) -> int:
     if device.startswith("cuda"):  # keep the GPU busy: length-sorted batches across files
         overrides.setdefault("batch_seconds", GPU_BATCH_SECONDS)
     options = merge(TranscribeOptions(), {**overrides, "segments": flag_overrides(args, SegmentOptions)})
-    loaded = load_model(args.model or default_model_path(), device)
+    loaded = load_model(args.model or default_model_path(), device, args.precision)
     decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
     sharded = ranks.enabled or (args.output and has_parts(args.output))
     run = functools.partial(transcribe_sharded, ranks=ranks) if sharded else transcribe_many

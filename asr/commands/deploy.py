@@ -3,7 +3,7 @@ model that `asr serve` and `asr transcribe` use by default)."""
 
 from __future__ import annotations
 
-from asr.commands import add_command, decoding_options
+from asr.commands import add_command, add_precision_flag, decoding_options
 from asr.config import ConfigError
 
 
@@ -19,6 +19,7 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free one; the URL is printed)")
     add_flags(p, DecodingOptions, default_note="from the model")
     add_flags(p, ServeConfig)
+    add_precision_flag(p)
     p.set_defaults(func=cmd_serve)
     _add_export(sub)
 
@@ -46,7 +47,7 @@ def cmd_serve(args) -> int:
 
     config = merge(ServeConfig(), flag_overrides(args, ServeConfig))
     with listen(args.host, args.port) as sock:  # a port in use fails before the model loads
-        loaded = load_model(args.model or default_model_path())
+        loaded = load_model(args.model or default_model_path(), precision=args.precision)
         serve(Recognizer(loaded, decoding_options(args, loaded), config.workers), config, sock)
     return 0
 

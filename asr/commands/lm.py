@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from asr.commands import add_command
+from asr.commands import add_command, add_precision_flag
 from asr.config import ConfigError
 
 # Default search grid of `asr tune`.
@@ -60,6 +60,7 @@ def _add_tune(sub) -> None:
     p.add_argument("--out", help="write the tuned checkpoint here (default: update --model in place)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     add_flags(p, DecodingOptions, only=("beam_size", "beam_size_token", "beam_threshold", "unk_score"))
+    add_precision_flag(p)
     p.set_defaults(func=cmd_tune)
 
 
@@ -101,7 +102,7 @@ def cmd_tune(args) -> int:
     # Not the model's stored options: the LM and beam flags given (--lm is required), on the defaults.
     base = override_decoding(DecodingOptions(), flag_overrides(args, DecodingOptions))
     pairs = candidates(_floats(args.lm_weights), _floats(args.word_scores), args.trials, args.seed)
-    loaded = load_model(args.model, args.device)
+    loaded = load_model(args.model, args.device, args.precision)
     utterances = read_manifest(args.manifest)
     emissions = compute_emissions(loaded, utterances, device=args.device)
     best, rows = tune(emissions, utterances, loaded.tokenizer, base, pairs)
