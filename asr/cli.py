@@ -59,6 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted")
         code = 130
-    if getattr(args, "finish", None):  # `asr train` under torchrun: see asr.distributed.exit_rank
+    if getattr(args, "finish", None):  # a torchrun rank (train, transcribe, evaluate): asr.distributed.exit_rank
         args.finish(code)
     return code

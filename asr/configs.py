@@ -222,11 +222,16 @@ class TranscribeOptions:
 
     segments: SegmentOptions = field(default_factory=SegmentOptions)
     batch_segments: int = option(8, "segments per model call")
+    batch_seconds: float = option(0.0, "0: batches of --batch-segments in arrival order (CPU); more: "
+                                       "length-sorted batches of at most this many padded audio seconds, "
+                                       "across files (the default with --device cuda: 600)")
     jobs: int = option(1, "threads detecting speech and reading segments ahead of the model")
 
     def __post_init__(self):
         if not 1 <= self.batch_segments <= 256:
             raise ConfigError(f"batch_segments must be between 1 and 256, got {self.batch_segments}")
+        if self.batch_seconds < 0:
+            raise ConfigError(f"batch_seconds must be 0 or more, got {self.batch_seconds}")
         if not 1 <= self.jobs <= 64:
             raise ConfigError(f"jobs must be between 1 and 64, got {self.jobs}")
 

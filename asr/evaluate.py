@@ -101,14 +101,17 @@ def write_report(out_dir: str | Path, name: str, summary: dict, rows: list[dict]
 
 def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder, out_dir: str | Path, name: str,
              device: str = "cpu", num_workers: int = 1, report: str | Path | None = None,
-             report_utterances: int = MAX_UTTERANCES, decoding: str = "") -> dict:
+             report_utterances: int = MAX_UTTERANCES, decoding: str = "",
+             hyps: dict[str, Hypothesis] | None = None) -> dict:
     """Decode, score and write the report files (and the HTML page at `report`, showing the
-    `report_utterances` worst, their decoding named `decoding`). Returns the summary dict."""
+    `report_utterances` worst, their decoding named `decoding`). Returns the summary dict.
+    `hyps`: the utterances already decoded (asr.shard gathers them from torchrun's ranks)."""
     if not utterances:
         raise EvaluateError(f"{name}: the manifest holds no utterances")
     if report_utterances < 0:
         raise EvaluateError(f"--report-utterances must be 0 or more, got {report_utterances}")
-    hyps = decode_utterances(loaded, utterances, decoder, device=device, num_workers=num_workers)
+    if hyps is None:
+        hyps = decode_utterances(loaded, utterances, decoder, device=device, num_workers=num_workers)
     summary, rows = score(utterances, hyps)
     write_report(out_dir, name, summary, rows)
     if report is not None:

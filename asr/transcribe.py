@@ -13,7 +13,8 @@ The pipeline, one function a step, chained in this order by `iter_transcripts`:
   3. featurize each segment is read again (`Recording.read`) and gets its own per-utterance
                CMVN (`featurize`): the model sees it as it saw training utterances;
   4. batch     segments, of one recording or of several, go through the model `batch_segments`
-               at a time (`decode_segments`) ...
+               at a time (`decode_segments`), or with `batch_seconds` (a GPU) sorted by length
+               into batches of that many padded seconds (`_batches`) ...
   5. decode    ... and each is decoded like an utterance, its words timed from the recording's
                start (`add_word_timings(offset=segment start)`);
   6. join      a recording's segments, in order, make its Hypothesis (`join_segments`).
@@ -57,12 +58,14 @@ from asr.atomic import atomic_write
 from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, audio_info, load_audio, stream_audio
 from asr.checkpoint import LoadedModel
 from asr.configs import TranscribeOptions
+from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis, add_word_timings, make_decoder
 from asr.features import LogMel
 from asr.vad import VAD_INSTALL, SegmentOptions, VadUnavailable, load_vad, speech_segments
 from asr.writers import OutputError, check_outputs, transcript_file, transcript_line
 
 BLOCK_SECONDS = 30.0  # audio read at a time for voice-activity detection
+SORT_POOL = 4  # with batch_seconds: segments are gathered for this many batches, then sorted by length
 
 
 class Recording:
@@ -259,13 +262,31 @@ def _decode(loaded: LoadedModel, decoder: Decoder, batch: list[tuple[_InFlight, 
             recording.advance(segment.end, on_audio)
 
 
+def _batches(batch: list[tuple[_InFlight, Segment]], options: TranscribeOptions) -> list[list]:
+    """The model calls for `batch`: as it came, or with `batch_seconds` sorted by length into
+    batches of at most that many padded seconds (little padding, so a GPU's work is all speech)."""
+    if not options.batch_seconds:
+        return [batch]
+    sampler = DurationBatchSampler([s.end - s.start for _, s in batch], options.batch_seconds, shuffle=False)
+    return [[batch[i] for i in indices] for indices in sampler.batches(0)]
+
+
+def _full(batch: list[tuple[_InFlight, Segment]], options: TranscribeOptions) -> bool:
+    """Whether to run the model now: `batch_segments` segments, or with `batch_seconds`
+    SORT_POOL batches' worth of audio (a pool to sort by length)."""
+    if not options.batch_seconds:
+        return len(batch) == options.batch_segments
+    return sum(s.end - s.start for _, s in batch) >= SORT_POOL * options.batch_seconds
+
+
 def _results(finished: list[_InFlight], loaded: LoadedModel, on_audio: Callable[[float], None] | None
              ) -> Iterator[tuple[object, Hypothesis | AudioError]]:
     """Step 6 for recordings whose segments are all decoded: (source, Hypothesis or AudioError)."""
     for recording in finished:
         recording.advance(recording.duration, on_audio)
-        yield recording.source, recording.error or join_segments(
-            recording.pieces, loaded.tokenizer.space_id, loaded.frame_seconds)
+        pieces = sorted(recording.pieces, key=lambda piece: piece[0].start)  # batches sorted by length
+        yield recording.source, recording.error or join_segments(pieces, loaded.tokenizer.space_id,
+                                                                 loaded.frame_seconds)
 
 
 def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | np.ndarray],
@@ -290,11 +311,13 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
                 finished.append(recording)
             else:
                 batch.append((recording, segment))
-            if len(batch) == options.batch_segments:
-                _decode(loaded, decoder, batch, on_audio)
+            if _full(batch, options):
+                for part in _batches(batch, options):
+                    _decode(loaded, decoder, part, on_audio)
                 yield from _results(finished, loaded, on_audio)
                 batch, finished = [], []
-        _decode(loaded, decoder, batch, on_audio)
+        for part in _batches(batch, options):
+            _decode(loaded, decoder, part, on_audio)
         yield from _results(finished, loaded, on_audio)
 
 
@@ -370,13 +393,15 @@ def finished_files(output: str | Path, fmt: str) -> set[str]:
 def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, formats: tuple[str, ...] = ("txt",),
                     out=None, options: TranscribeOptions = TranscribeOptions(),
                     output: str | Path | None = None, output_dir: str | Path | None = None,
-                    names: dict[Path, Path] | None = None, resume: bool = False) -> int:
+                    names: dict[Path, Path] | None = None, resume: bool = False,
+                    hide_progress: bool | None = None) -> int:
     """Transcribe `paths`, writing each result as soon as it is done. Returns the number of failures.
 
     Results go to `out` (default: sys.stdout; asr.writers.transcript_line), or with `output` are appended to
     that file one whole line at a time, or with `output_dir` go to one file per input and format
     (named by `names`, default `output_names`). `resume` skips the inputs already done; without
-    it an existing, non-empty `output` is refused rather than lost. See the module docstring.
+    it an existing, non-empty `output` is refused rather than lost. The progress bar shows on a
+    terminal unless `hide_progress` (asr.shard: one bar, rank 0's). See the module docstring.
     """
     check_outputs(formats, len(paths), output, output_dir, resume)
     out = out or sys.stdout
@@ -395,7 +420,8 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fo
             total += audio_info(path)[0]
         except AudioError:
             pass  # reported when its turn comes
-    bar = tqdm(total=total, unit="s", desc="audio", disable=None, file=sys.stderr, postfix=f"0/{len(paths)} files",
+    bar = tqdm(total=total, unit="s", desc="audio", disable=hide_progress, file=sys.stderr,
+               postfix=f"0/{len(paths)} files",
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix} [{elapsed}<{remaining}]")
 
     def progress(seconds: float) -> None:

@@ -43,7 +43,8 @@ def tiny_config(manifest, noisy: bool = False, **train) -> RunConfig:
         model=ModelConfig(subsample=4, hidden_size=24, num_layers=1, dropout=0.3 if noisy else 0.0),
         specaug=SpecAugmentConfig(freq_masks=masks, freq_width=10, time_masks=masks, time_width=10),
         train=TrainConfig(**{"epochs": 2, "max_batch_seconds": 2.5, "lr": 3e-3, "warmup_steps": 2, "log_every": 1,
-                             "checkpoint_every": 2, "num_workers": 0, "device": "cpu", "amp": False, **train}),
+                             "checkpoint_every": 2, "num_workers": 0, "device": "cpu", "precision": "float32",
+                             **train}),
     )
 
 

@@ -48,6 +48,14 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
                                                      "1 when other jobs share the machine)")
 
 
+def leave_rank(code: int) -> None:
+    """After a command that torchrun may run as one of several ranks (`asr train`, `transcribe`,
+    `evaluate`), whatever its outcome: such a rank leaves at once (asr.distributed.exit_rank)."""
+    from asr.distributed import exit_rank
+
+    exit_rank(code)
+
+
 def add_precision_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
                         help="what the network computes in; auto: bfloat16 on a CPU with BF16 instructions "

@@ -1,10 +1,16 @@
-"""`asr evaluate`, `asr transcribe`, `asr explain` and `asr demo`: commands that decode audio with a model."""
+"""`asr evaluate`, `asr transcribe`, `asr explain` and `asr demo`: commands that decode audio with a model.
+
+`asr evaluate` and `asr transcribe` also run as torchrun's ranks (`torchrun --nproc-per-node N -m asr
+transcribe ...`): each then does its share (asr.shard) and leaves through `leave_rank`."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from asr.commands import add_command, add_precision_flag, add_threads_flag, decoding_options, say
+from asr.commands import add_command, add_precision_flag, add_threads_flag, decoding_options, leave_rank, say
+
+GPU_BATCH_SECONDS = 600.0  # --batch-seconds with --device cuda when not given: see asr.transcribe
 
 
 def add_commands(sub) -> None:
@@ -20,11 +26,11 @@ def add_commands(sub) -> None:
                                                           "confusions, the worst utterances with audio and pictures")
     p.add_argument("--report-utterances", type=int, default=20, metavar="N", help="worst utterances the page shows")
     add_flags(p, DecodingOptions, default_note="from the model")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (under torchrun cuda is each rank's GPU)")
     p.add_argument("--jobs", type=int, default=1, help="DataLoader worker processes")
     add_threads_flag(p)
     add_precision_flag(p)
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, finish=leave_rank)
 
     p = add_command(sub, "transcribe", "print or write the transcripts of audio files or folders (any length)")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files, and folders searched for them")
@@ -39,10 +45,11 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", action="store_true", help="skip the inputs already in --output or --output-dir")
     add_flags(p, DecodingOptions, default_note="from the model")
     add_flags(p, SegmentOptions)
-    add_flags(p, TranscribeOptions, only=("batch_segments", "jobs"))
+    add_flags(p, TranscribeOptions, only=("batch_segments", "batch_seconds", "jobs"))
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (under torchrun cuda is each rank's GPU)")
     add_threads_flag(p)
     add_precision_flag(p)
-    p.set_defaults(func=cmd_transcribe)
+    p.set_defaults(func=cmd_transcribe, finish=leave_rank)
 
     p = add_command(sub, "explain", "draw one file's decoding: log-mel, per-frame posteriors, greedy path, timed words")
     p.add_argument("file", help="audio file")
@@ -65,19 +72,30 @@ def cmd_evaluate(args) -> int:
     from asr.checkpoint import load_model
     from asr.data.manifest import read_manifest
     from asr.decode import make_decoder
+    from asr.distributed import Distributed
     from asr.evaluate import evaluate
     from asr.explain import describe
+    from asr.shard import evaluate_sharded, rank_device, rank_threads
     from asr.threads import set_threads
 
-    set_threads(args.threads)
-    loaded = load_model(args.model, args.device, args.precision)
+    ranks = Distributed.from_env()
+    set_threads(rank_threads(args.threads) if ranks.enabled else args.threads)
+    device = rank_device(args.device, ranks)
+    loaded = load_model(args.model, device, args.precision)
     utterances = read_manifest(args.manifest)
     name = Path(args.manifest).name.removesuffix(".jsonl")
     options = decoding_options(args, loaded)
     decoder = make_decoder(options, loaded.tokenizer)
     out_dir = args.out_dir or str(Path(args.model).parent / "decode")
-    summary = evaluate(loaded, utterances, decoder, out_dir, name, device=args.device, num_workers=args.jobs,
-                       report=args.report, report_utterances=args.report_utterances, decoding=describe(options))
+    report_options = dict(report=args.report, report_utterances=args.report_utterances, decoding=describe(options))
+    if ranks.enabled:
+        summary = evaluate_sharded(loaded, utterances, decoder, out_dir, name, ranks, device=device,
+                                   num_workers=args.jobs, **report_options)
+        if summary is None:  # not rank 0: it prints the one summary line
+            return 0
+    else:
+        summary = evaluate(loaded, utterances, decoder, out_dir, name, device=device, num_workers=args.jobs,
+                           **report_options)
     report = f"; report {args.report}" if args.report else ""
     print(f"{name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  ({summary['utterances']} utterances, "
           f"{summary['words']} words); details in {out_dir}{report}")
@@ -120,19 +138,27 @@ def cmd_transcribe(args) -> int:
     from asr.checkpoint import load_model
     from asr.config import flag_overrides, merge
     from asr.decode import make_decoder
+    from asr.distributed import Distributed
     from asr.pretrained import default_model_path
+    from asr.shard import has_parts, rank_device, rank_threads, transcribe_sharded
     from asr.threads import set_threads
     from asr.transcribe import TranscribeOptions, output_names, transcribe_many
     from asr.vad import SegmentOptions
 
+    ranks = Distributed.from_env()
     names = output_names(paths, args.inputs) if args.output_dir else None
-    set_threads(args.threads)
-    options = merge(TranscribeOptions(), {**flag_overrides(args, TranscribeOptions),
-                                          "segments": flag_overrides(args, SegmentOptions)})
-    loaded = load_model(args.model or default_model_path(), precision=args.precision)
+    set_threads(rank_threads(args.threads) if ranks.enabled else args.threads)
+    device = rank_device(args.device, ranks)
+    overrides = flag_overrides(args, TranscribeOptions)
+    if device.startswith("cuda"):  # keep the GPU busy: length-sorted batches across files
+        overrides.setdefault("batch_seconds", GPU_BATCH_SECONDS)
+    options = merge(TranscribeOptions(), {**overrides, "segments": flag_overrides(args, SegmentOptions)})
+    loaded = load_model(args.model or default_model_path(), device, args.precision)
     decoder = make_decoder(decoding_options(args, loaded), loaded.tokenizer)
-    failures = transcribe_many(loaded, paths, decoder, formats, options=options, output=args.output,
-                               output_dir=args.output_dir, names=names, resume=args.resume)
+    sharded = ranks.enabled or (args.output and has_parts(args.output))
+    run = functools.partial(transcribe_sharded, ranks=ranks) if sharded else transcribe_many
+    failures = run(loaded, paths, decoder, formats, options=options, output=args.output,
+                   output_dir=args.output_dir, names=names, resume=args.resume)
     return 1 if failures else 0
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.commands import add_command
+from asr.commands import add_command, leave_rank
 
 
 def add_commands(sub) -> None:
@@ -15,7 +15,7 @@ def add_commands(sub) -> None:
     p.add_argument("--config", help="recipe YAML overriding the defaults")
     p.add_argument("--exp-dir", required=True, help="folder for checkpoints, logs and the resolved config")
     add_flags(p, RunConfig)
-    p.set_defaults(func=cmd_train, finish=_leave_rank)
+    p.set_defaults(func=cmd_train, finish=leave_rank)
 
     p = add_command(sub, "average", "average the weights of the last N or best N epoch checkpoints")
     p.add_argument("--exp-dir", required=True, help="training folder (trained with --train.keep-last K)")
@@ -45,13 +45,6 @@ def cmd_train(args) -> int:
     if result.is_main:  # under torchrun, one line rather than one per process
         print(f"finished at step {result.state.step}; checkpoints in {args.exp_dir}")
     return 0
-
-
-def _leave_rank(code: int) -> None:
-    """After `asr train`, whatever its outcome: a torchrun rank leaves at once (asr.distributed)."""
-    from asr.distributed import exit_rank
-
-    exit_rank(code)
 
 
 def cmd_average(args) -> int:
