@@ -146,6 +146,10 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
     options = loaded.decoding
+    if isinstance(options, dict):  # the baseline's asr stores raw fields; its pretrained module resolves them
+        from asr.pretrained import stored_decoding
+
+        options = stored_decoding(loaded)
     if args.decoder:
         options = dataclasses.replace(options, decoder=args.decoder)
     decoder = make_decoder(options, loaded.tokenizer)

@@ -52,4 +52,6 @@ def parts(path: str) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python benchmarks/startup_parts.py FILE")
     print(json.dumps(parts(sys.argv[1])))
