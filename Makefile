@@ -71,7 +71,7 @@ BENCH_SOURCE = $(if $(SPEECHOCEAN762),--corpus-dir $(SPEECHOCEAN762),--root reci
 bench: install
 	@test -f $(BENCH_DATA)/train.jsonl -a -f $(BENCH_DATA)/dev.jsonl || \
 		$(BIN)/asr prepare speechocean762 $(BENCH_SOURCE) --manifest-dir $(BENCH_DATA)
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/features.py
-	$(BIN)/python benchmarks/train_step.py
-	$(BIN)/python benchmarks/transcribe.py
-	$(BIN)/python benchmarks/long_audio.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks.features
+	$(BIN)/python -m benchmarks.train_step
+	$(BIN)/python -m benchmarks.transcribe
+	$(BIN)/python -m benchmarks.long_audio

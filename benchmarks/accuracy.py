@@ -1,6 +1,6 @@
 """WER/CER of our bundled model, Whisper tiny.en and pocketsphinx on speechocean762 dev.
 
-    python benchmarks/accuracy.py [--manifest recipes/speechocean762/data/dev.jsonl] [--limit N]
+    python -m benchmarks.accuracy [--manifest recipes/speechocean762/data/dev.jsonl] [--limit N]
 
 All three systems are scored by the same code (asr.evaluate.score) after the same
 text normalization: `benchmark_text` spells out digits (the references write
@@ -30,18 +30,14 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # for common.py and peers.py when run as a script
-
-from common import DEV_MANIFEST, machine_line  # noqa: E402
-from peers import PEERS, transcribe_with_peer  # noqa: E402
-
-from asr.checkpoint import load_model  # noqa: E402
-from asr.data.manifest import Utterance, read_manifest  # noqa: E402
-from asr.decode import Hypothesis, make_decoder  # noqa: E402
-from asr.evaluate import decode_utterances, score, write_report  # noqa: E402
-from asr.pretrained import default_model_path  # noqa: E402
-from asr.text import DIGIT_WORDS, normalize_text  # noqa: E402
+from asr.checkpoint import load_model
+from asr.data.manifest import Utterance, read_manifest
+from asr.decode import Hypothesis, make_decoder
+from asr.evaluate import decode_utterances, score, write_report
+from asr.pretrained import default_model_path
+from asr.text import DIGIT_WORDS, normalize_text
+from benchmarks.common import DEV_MANIFEST, machine_line
+from benchmarks.peers import PEERS, transcribe_with_peer
 
 _NUMBER = re.compile(r"\d+")
 

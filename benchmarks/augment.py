@@ -1,6 +1,6 @@
 """What on-the-fly augmentation costs a DataLoader worker, per second of audio.
 
-    python benchmarks/augment.py [--manifest TRAIN.jsonl] [--seconds 200] [--recipe-conf CONF.yaml]
+    python -m benchmarks.augment [--manifest TRAIN.jsonl] [--seconds 200] [--recipe-conf CONF.yaml]
 
 For utterances of a manifest (default: speechocean762 train), on one thread, as
 one DataLoader worker runs them, this times UtteranceDataset items (decode +
@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from common import RECIPE, TRAIN_MANIFEST, machine_line
 
 from asr.config import merge
 from asr.data.augment import AugmentConfig, ensure_rir_bank, join_groups
@@ -30,6 +29,7 @@ from asr.data.dataset import UtteranceDataset
 from asr.data.manifest import read_manifest
 from asr.features import FeatureConfig
 from asr.text import CharTokenizer
+from benchmarks.common import RECIPE, TRAIN_MANIFEST, machine_line
 
 SINGLE = {
     "noise (coloured)": dict(noise_prob=1.0, babble_share=0.0),

@@ -1,6 +1,6 @@
 """Our beam decoder (flashlight-text) vs pyctcdecode: same emissions, same beam width, same LM.
 
-    python benchmarks/decoder.py [--model recipes/speechocean762/exp/small/best.pt] [--limit 300] [--beam 50]
+    python -m benchmarks.decoder [--model recipes/speechocean762/exp/small/best.pt] [--limit 300] [--beam 50]
         [--no-peer]  (ours only, at each --ours operating point)
         [--lm-weight W --word-score S]   (default: the checkpoint's stored decoding, else 0.5 / 0)
         [--lm LM.arpa --lexicon LEXICON]  (default: a word 3-gram of the training transcripts)
@@ -40,18 +40,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr.checkpoint import load_model
+from asr.data.manifest import read_manifest
+from asr.decode import DecodingOptions, Hypothesis, make_decoder
+from asr.evaluate import score
+from asr.lm import build_lm
+from asr.tune import compute_emissions
+from benchmarks.common import DEV_MANIFEST, MODEL, TRAIN_MANIFEST, machine_line
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # for common.py when run as a script
-
-from common import DEV_MANIFEST, MODEL, TRAIN_MANIFEST, machine_line  # noqa: E402
-
-from asr.checkpoint import load_model  # noqa: E402
-from asr.data.manifest import read_manifest  # noqa: E402
-from asr.decode import DecodingOptions, Hypothesis, make_decoder  # noqa: E402
-from asr.evaluate import score  # noqa: E402
-from asr.lm import build_lm  # noqa: E402
-from asr.tune import compute_emissions  # noqa: E402
-
 WORK = HERE / ".decoder-work"
 PEER_VENV = HERE / ".venv-pyctcdecode"
 PEER_PACKAGES = ["pyctcdecode==0.5.0", "kenlm==0.3.0", "numpy<2"]

@@ -1,6 +1,6 @@
 """Log-mel throughput, ours against librosa with the same parameters.
 
-    python benchmarks/features.py [--manifest DEV.jsonl] [--seconds 300] [--threads 1 2]
+    python -m benchmarks.features [--manifest DEV.jsonl] [--seconds 300] [--threads 1 2]
 
 Both sides compute what training consumes, utterance by utterance: an 80-bin
 Slaney mel power spectrogram (25 ms Hann windows every 10 ms, 512-point FFT,
@@ -24,12 +24,12 @@ import argparse
 import librosa
 import numpy as np
 import torch
-from common import DEV_MANIFEST, best_time, machine_line
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.data.manifest import read_manifest
 from asr.features import FeatureConfig, LogMel
+from benchmarks.common import DEV_MANIFEST, best_time, machine_line
 
 
 def librosa_logmel(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Features on the fly or from a cache? Time both on this machine.
 
-    python benchmarks/features_cache.py [--manifest DEV.jsonl] [--seconds 300]
+    python -m benchmarks.features_cache [--manifest DEV.jsonl] [--seconds 300]
 
 Training computes log-mel features in its DataLoader workers (asr.data.dataset).
 The alternative is to compute them once and load them from disk each epoch. For
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from common import DEV_MANIFEST, best_time, machine_line
 
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.data.manifest import read_manifest
 from asr.features import FeatureConfig, LogMel
+from benchmarks.common import DEV_MANIFEST, best_time, machine_line
 
 LIBRISPEECH_HOURS = 960.0  # what a cache of all of LibriSpeech would hold
 

@@ -1,7 +1,7 @@
 """Inference precision on the CPU: speed and accuracy of the network in float32, bfloat16,
 int8 (dynamic quantization) and onnxruntime, on the same utterances in one run.
 
-    python benchmarks/inference_precision.py [--model CKPT] [--manifest dev_report.jsonl]
+    python -m benchmarks.inference_precision [--model CKPT] [--manifest dev_report.jsonl]
         [--threads 2] [--batch 8] [--limit N] [--onnx]
 
 1. Features of every utterance of the manifest (default: speechocean762's dev_report, 480
@@ -41,20 +41,16 @@ from pathlib import Path
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # common.py when run as a script
-
-from common import RECIPE, default_model, machine_line  # noqa: E402
-
-from asr.audio import load_audio  # noqa: E402
-from asr.checkpoint import load_model  # noqa: E402
-from asr.data.manifest import read_manifest  # noqa: E402
-from asr.decode import GreedyDecoder, make_decoder  # noqa: E402
-from asr.features import LogMel  # noqa: E402
-from asr.metrics import ErrorCounts, align_words  # noqa: E402
-from asr.model import quantize_int8  # noqa: E402
-from asr.precision import cpu_bf16_flags  # noqa: E402
-from asr.text import normalize_text  # noqa: E402
+from asr.audio import load_audio
+from asr.checkpoint import load_model
+from asr.data.manifest import read_manifest
+from asr.decode import GreedyDecoder, make_decoder
+from asr.features import LogMel
+from asr.metrics import ErrorCounts, align_words
+from asr.model import quantize_int8
+from asr.precision import cpu_bf16_flags
+from asr.text import normalize_text
+from benchmarks.common import RECIPE, default_model, machine_line
 
 DEV_REPORT = RECIPE / "data" / "dev_report.jsonl"
 

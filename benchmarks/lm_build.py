@@ -1,6 +1,6 @@
 """Word n-gram estimation at corpus scale: KenLM lmplz (what `asr lm build` runs) vs IRSTLM vs kaldingram.
 
-    python benchmarks/lm_build.py --text TEXT [--order 3] [--vocab-size 100000] [--kaldingram-words 1000000,4000000]
+    python -m benchmarks.lm_build --text TEXT [--order 3] [--vocab-size 100000] [--kaldingram-words 1000000,4000000]
 
 TEXT is normalized LM text, one sentence per line, e.g. the whole shared corpus as
 `asr lm build` writes it (asr.lm.write_training_text; `--make-text DIR` writes it
@@ -15,12 +15,12 @@ singleton n-grams above unigrams, in its own process, one at a time:
 Printed for each: wall seconds, peak resident memory (the child's VmHWM, polled, since
 ru_maxrss also counts the forking Python), and n-gram counts of its ARPA file.
 
-    python benchmarks/lm_build.py --text TEXT --tools none --oov-dev data/dev.jsonl --in-domain data/train.jsonl
+    python -m benchmarks.lm_build --text TEXT --tools none --oov-dev data/dev.jsonl --in-domain data/train.jsonl
 
 prints instead the out-of-vocabulary rate of the dev transcripts' running words for
 vocabularies of the 20k..200k most frequent words of TEXT plus the in-domain words.
 
-    python benchmarks/lm_build.py --load LM [LEXICON] [LM [LEXICON] ...]   (LEXICON: "-" for none)
+    python -m benchmarks.lm_build --load LM [LEXICON] [LM [LEXICON] ...]   (LEXICON: "-" for none)
 
 times loading each LM (+ lexicon) into our beam decoder (make_decoder: KenLM load + lexicon
 trie), best of 3, in wall and CPU seconds (CPU: what an idle machine would take as wall time;
@@ -40,10 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # for common.py when run as a script
-
-from common import machine_line  # noqa: E402
+from benchmarks.common import machine_line
 
 IRSTLM = Path("/usr/lib/irstlm")
 KALDINGRAM_SCRIPT = """

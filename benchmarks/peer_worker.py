@@ -1,6 +1,10 @@
 """Transcribe wav files with a peer system; runs inside the peers' venv (see peers.py).
 
-    python peer_worker.py whisper|pocketsphinx --input items.jsonl --output hyps.jsonl [--threads N]
+    benchmarks/.venv-peers/bin/python benchmarks/peer_worker.py whisper|pocketsphinx \
+        --input items.jsonl --output hyps.jsonl [--threads N]
+
+A standalone file, run by path by benchmarks.peers with the peers' venv's python, where
+neither asr nor torch is installed: it must not import the benchmarks package.
 
 items.jsonl: {"id", "path"} per line, 16 kHz mono 16-bit wav files.
 hyps.jsonl:  {"id", "text", "seconds"} per line, the system's raw text (no

@@ -1,5 +1,10 @@
 """Decode saved emissions with pyctcdecode; runs inside benchmarks/.venv-pyctcdecode (see decoder.py).
 
+    benchmarks/.venv-pyctcdecode/bin/python benchmarks/pyctcdecode_worker.py < job.json > result.json
+
+A standalone file, run by path by benchmarks.decoder with that venv's python (pyctcdecode pins
+numpy<2, and neither asr nor torch is installed there): it must not import the benchmarks package.
+
 Reads a JSON job on stdin: labels, lm (ARPA path), unigrams, alpha, beta, beam, repeat,
 emissions {utt id: .npy path of (frames, vocab) log-probs}. Writes {"texts", "seconds"}
 on stdout: the fastest of `repeat` passes over all utterances, LM loading excluded.

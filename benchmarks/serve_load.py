@@ -1,6 +1,6 @@
 """Load test of `asr serve` on loopback: throughput, latency percentiles, errors and peak RSS.
 
-    python benchmarks/serve_load.py [--clients 1 4 16] [--requests 16] [--workers N] [--max-batch B]
+    python -m benchmarks.serve_load [--clients 1 4 16] [--requests 16] [--workers N] [--max-batch B]
         [--model CKPT] [--utterances 32]
 
 1. Inputs: the first --utterances speechocean762 dev utterances (16 kHz Ogg/Opus, 2 to
@@ -37,11 +37,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from benchmarks.common import DEV_MANIFEST, ROOT, machine_line
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # common.py when run as a script
-
-from common import DEV_MANIFEST, ROOT, machine_line  # noqa: E402
-
 WORK = HERE / ".serve-work"
 QUEUE_SIZE = 32  # asr serve's default
 SENTENCES = ["the cat sat on the mat", "open the window and close the door", "she sells sea shells by the sea",

@@ -1,6 +1,6 @@
 """Start-up of `asr transcribe FILE`: the whole process against `python -c "import torch"`, and its parts.
 
-    python benchmarks/startup.py [--file AUDIO] [--runs 7] [--before CHECKOUT]
+    python -m benchmarks.startup [--file AUDIO] [--runs 7] [--before CHECKOUT]
 
 1. Whole processes, `--runs` of each, interleaved (a shared machine's load drifts; each
    kind sees the same drift): `python -c "import torch"`, and `python -m asr transcribe FILE`
@@ -13,7 +13,8 @@
    parser, imports of torch and the pipeline, loading the model, building the beam decoder
    (the lexicon trie, from its cache after the first run: asr.trie), decoding the file
    (features, network, beam search; the VAD is not loaded for a file shorter than a
-   segment), and, apart, what loading the VAD costs when a long file needs it.
+   segment), and, apart, what loading the VAD costs when a long file needs it
+   (benchmarks/startup_parts.py, run by path).
 `--before CHECKOUT` adds another checkout of asr (e.g. before a change) to both: its
 `asr transcribe FILE` in the same interleaved rounds, and its parts, in the same run.
 The first process of each kind is a warm-up (file cache, the trie cache), not counted.
@@ -30,46 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # common.py when run as a script
+from benchmarks.common import DEV_MANIFEST, ROOT, machine_line
+from benchmarks.startup_parts import PARTS
 
-from common import DEV_MANIFEST, ROOT, machine_line  # noqa: E402
-
-PARTS = ["imports (command line)", "parser", "imports (torch, pipeline)", "model load", "decoder build",
-         "first decode", "VAD load (long files only)"]
-
-
-def parts(path: str) -> None:
-    """In a fresh process: time each part of `asr transcribe path`, print them as JSON."""
-    times, start = {}, time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal start
-        now = time.perf_counter()
-        times[name], start = now - start, now
-
-    from asr import cli
-    lap("imports (command line)")
-    args = cli.build_parser().parse_args(["transcribe", path])
-    lap("parser")
-    from asr.checkpoint import load_model
-    from asr.decode import make_decoder
-    from asr.pretrained import default_model_path
-    from asr.threads import set_threads
-    from asr.transcribe import transcribe
-    lap("imports (torch, pipeline)")
-    set_threads(args.threads)
-    precision = {"precision": args.precision} if hasattr(args, "precision") else {}  # an older checkout: none
-    loaded = load_model(default_model_path(), **precision)
-    lap("model load")
-    decoder = make_decoder(loaded.decoding, loaded.tokenizer)
-    lap("decoder build")
-    transcribe(loaded, path, decoder)
-    lap("first decode")
-    from asr.vad import load_vad
-    load_vad("silero")
-    lap("VAD load (long files only)")
-    print(json.dumps(times))
+PARTS_WORKER = Path(__file__).resolve().parent / "startup_parts.py"
 
 
 def wall(command: list[str], checkout: str | None) -> float:
@@ -90,10 +55,7 @@ def main() -> None:
     parser.add_argument("--file", help="audio to transcribe (default: the first dev utterance)")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", help="another checkout of asr to measure in the same run")
-    parser.add_argument("--parts", help=argparse.SUPPRESS)  # internal: time the parts on this file
     args = parser.parse_args()
-    if args.parts:
-        return parts(args.parts)
     if not args.file:
         from asr.data.manifest import read_manifest
 
@@ -118,7 +80,8 @@ def main() -> None:
     pieces = {(name, label): [] for label in checkouts for name in PARTS}
     for run in range(args.runs + 1):
         for label, checkout in checkouts.items():
-            out = subprocess.run([sys.executable, __file__, "--parts", args.file], check=True, capture_output=True,
+            # by path, so that sys.path holds the checkout's asr and not this package (see startup_parts.py)
+            out = subprocess.run([sys.executable, str(PARTS_WORKER), args.file], check=True, capture_output=True,
                                  text=True, **where(checkout)).stdout
             if run:
                 for name, seconds in json.loads(out.strip().splitlines()[-1]).items():

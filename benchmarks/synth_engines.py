@@ -1,6 +1,6 @@
 """How fast each text-to-speech engine of `asr synth` speaks, and what its audio costs on disk.
 
-    python benchmarks/synth_engines.py [--count 30] [--prompts TRAIN.jsonl]
+    python -m benchmarks.synth_engines [--count 30] [--prompts TRAIN.jsonl]
 
 For each installed engine, `count` jobs of one plan (seed 0, the training split:
 every voice and warp the recipe draws from, prompts from the manifest and the
@@ -21,12 +21,12 @@ import time
 
 import soundfile as sf
 import torch
-from common import TRAIN_MANIFEST, machine_line
 
 from asr.audio import SAMPLE_RATE
 from asr.synth.corpus import plan_jobs, synthesize
 from asr.synth.prompts import load_sources
 from asr.synth.voices import available_engines
+from benchmarks.common import TRAIN_MANIFEST, machine_line
 
 
 def cpu_seconds() -> float:

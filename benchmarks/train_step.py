@@ -1,7 +1,7 @@
 """CPU training throughput: float32 against bfloat16 autocast, the dense LSTM against the packed one it
 replaced, three network shapes, and the padding our duration sampler saves.
 
-    python benchmarks/train_step.py [--config YAML] [--manifest TRAIN.jsonl] [--steps 8] [--seconds 20]
+    python -m benchmarks.train_step [--config YAML] [--manifest TRAIN.jsonl] [--steps 8] [--seconds 20]
 
 The first lines say the CPU, its BF16 instruction flags (amx_bf16, avx512_bf16: without them bfloat16
 is emulated and slower) and what `train.precision: auto` picks on it.
@@ -36,7 +36,6 @@ import time
 
 import numpy as np
 import torch
-from common import RECIPE, TRAIN_MANIFEST, machine_line
 
 import asr.model
 from asr.config import load_yaml, merge
@@ -47,6 +46,7 @@ from asr.precision import cpu_bf16_flags, pick_precision
 from asr.text import CharTokenizer
 from asr.threads import default_threads
 from asr.train import RunConfig, compute_loss, get_lr, resolve
+from benchmarks.common import RECIPE, TRAIN_MANIFEST, machine_line
 
 FORMULATIONS = {"packed": asr.model.packed_bilstm, "dense": asr.model.dense_bilstm}
 CPU = torch.device("cpu")

@@ -1,11 +1,12 @@
 """Long-audio transcription: real-time factor and peak memory, ours against Whisper tiny.en and pocketsphinx.
 
-    python benchmarks/transcribe.py [--model CKPT] [--minutes 1 10 60]
+    python -m benchmarks.transcribe [--model CKPT] [--minutes 1 10 60]
         [--threads 2] [--default-minutes 1 10] [--no-peers]
 
 1. Inputs: speechocean762 dev utterances, in manifest order, concatenated into
    one 16 kHz 16-bit wav per length (whole utterances, so each input is a dev
-   subset with a known transcript), under benchmarks/.transcribe-work/ (git-ignored).
+   subset with a known transcript; benchmarks.recordings, no pauses), under
+   benchmarks/.transcribe-work/ (git-ignored).
 2. Ours: each input is transcribed by `asr.transcribe.transcribe` (cut at pauses
    by silero-vad into segments of at most 20 s, batches of 8) in a fresh process
    with --threads torch threads and the default precision (asr.precision: bfloat16 on
@@ -23,7 +24,7 @@
    a command, against each peer's worker process (its start-up, imports, model loading and
    decoding; the peers' wav files are written before it starts).
 5. Accuracy beside speed: WER of every system on the 10-minute input's transcript,
-   all through the same normalization (benchmarks/accuracy.py's benchmark_text).
+   all through the same normalization (benchmarks.accuracy's benchmark_text).
    Ours is also decoded utterance by utterance (asr.evaluate) on the same
    utterances, which shows what cutting long audio costs, if anything
    (benchmarks/long_audio.py measures that in detail).
@@ -43,17 +44,13 @@ from pathlib import Path
 
 import soundfile as sf
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # common.py, peers.py, accuracy.py when run as a script
+from asr.data.manifest import Utterance, read_manifest
+from asr.metrics import align_words
+from benchmarks.accuracy import benchmark_text
+from benchmarks.common import DEV_MANIFEST, default_model, machine_line, peak_rss_mb
+from benchmarks.recordings import join_utterances, leading_utterances
 
-from accuracy import benchmark_text  # noqa: E402
-from common import DEV_MANIFEST, default_model, machine_line, peak_rss_mb  # noqa: E402
-
-from asr.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from asr.data.manifest import Utterance, read_manifest  # noqa: E402
-from asr.metrics import align_words  # noqa: E402
-
-WORK = HERE / ".transcribe-work"
+WORK = Path(__file__).resolve().parent / ".transcribe-work"
 # pocketsphinx decodes an utterance at a time: given a 10-minute file as one utterance
 # it ran at RTF 0.85 with a WER over 100% in a trial, so it gets the input's own
 # utterances (the same audio, cut where the dev utterances meet).
@@ -61,23 +58,13 @@ SEGMENTED_PEERS = {"pocketsphinx-en-us"}
 
 
 def make_input(utterances: list[Utterance], minutes: float, folder: Path) -> tuple[Path, str, list[Utterance]]:
-    """Concatenate whole utterances until `minutes` are reached: (wav, reference text, utterances used)."""
+    """The first whole utterances that reach `minutes`, back to back: (wav, reference text, utterances used).
+    A wav of the right length from an earlier run is reused."""
     path = folder / f"dev-{minutes:g}min.wav"
-    used, seconds = [], 0.0
-    for utt in utterances:
-        if seconds >= minutes * 60:
-            break
-        used.append(utt)
-        seconds += utt.duration
-    if seconds < minutes * 60:
-        raise SystemExit(f"the manifest holds only {seconds / 60:.1f} min of audio, {minutes:g} min asked")
+    used = leading_utterances(utterances, minutes)
+    seconds = sum(u.duration for u in used)
     if not path.exists() or abs(sf.info(path).duration - seconds) > 1.0:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.wav")
-        with sf.SoundFile(tmp, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16") as out:
-            for utt in used:  # streamed: never the whole input in memory
-                out.write(load_audio(utt.audio_path, utt.offset, utt.duration))
-        tmp.replace(path)
+        join_utterances(used, path)
     return path, " ".join(u.text for u in used), used
 
 
@@ -111,7 +98,7 @@ def worker(args) -> None:
 
 
 def run_ours(path: Path, args, decoder: str, profile: bool = False) -> dict:
-    command = [sys.executable, __file__, "--worker", str(path), "--model", str(args.model),
+    command = [sys.executable, "-m", "benchmarks.transcribe", "--worker", str(path), "--model", str(args.model),
                "--threads", str(args.threads), "--decoder", decoder] + (["--profile"] if profile else [])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -183,7 +170,7 @@ def main() -> None:
         processes.append((f"asr transcribe ({decoder})", result))
         print(f"  asr transcribe ({decoder}), whole process: {result['seconds']:.1f} s", file=sys.stderr, flush=True)
     if not args.no_peers:
-        from peers import PEERS, transcribe_with_peer
+        from benchmarks.peers import PEERS, transcribe_with_peer
 
         whole = Utterance(path.stem, str(path), duration, reference, "dev")
         for system in PEERS:
