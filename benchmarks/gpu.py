@@ -1,7 +1,7 @@
 """The GPU check, for the day a machine with one is lent: does training with AMP and transcription
 with --device cuda work there, and how fast? Under 5 minutes.
 
-    python benchmarks/gpu.py [--utterances 1500] [--steps 300] [--hours 1.0] [--work DIR]
+    python -m benchmarks.gpu [--utterances 1500] [--steps 300] [--hours 1.0] [--work DIR]
 
 1. Prints the GPU, its memory and the versions (torch, CUDA, cuDNN). Without CUDA it says so
    and exits 0: there is nothing to measure (tests/test_shard.py runs it that way).
@@ -156,7 +156,6 @@ def main() -> int:
         return 0
     props = torch.cuda.get_device_properties(0)
     print(f"gpu: {props.name}, {props.total_memory / 2**30:.0f} GiB, compute capability {props.major}.{props.minor}")
-    sys.path.insert(0, str(ROOT))  # the asr of this checkout
     manifest = make_corpus(args.utterances, args.work)
     model = train(manifest, args.steps, args.work)
     folder, seconds = join_recordings(manifest, args.hours, args.work)

@@ -219,12 +219,12 @@ def test_evaluate_under_torchrun_writes_one_process_s_wer_and_recogs(tiny_checkp
     assert result.stdout == line.replace(str(tmp_path / "one"), str(tmp_path / "two"))  # one line, rank 0's
 
 
-# ---- benchmarks/gpu.py -----------------------------------------------------------------------
+# ---- benchmarks.gpu --------------------------------------------------------------------------
 
 
 def test_gpu_benchmark_without_cuda_says_so_and_exits_0():
     env = {**ONE_THREAD_ENV, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, even on a machine with one
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py")], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "benchmarks.gpu"], capture_output=True, text=True,
                             timeout=120, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no CUDA device" in result.stdout
