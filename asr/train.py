@@ -9,6 +9,7 @@
       curves.png      loss, lr and dev WER/CER against step, redrawn at each evaluation
       tensorboard/    the same scalars for TensorBoard, when `tensorboard` is installed
       rir_bank.npz    room impulse responses for reverberation (augment.reverb_prob > 0), rendered once
+      run.lock        the process id of the run using the folder: a second run into it is refused (asr.lock)
 
 Every `log_every` steps a line goes to metrics.jsonl with the means over those steps
 (loss per character, gradient norm) and the audio seconds trained per second of wall
@@ -65,6 +66,7 @@ from asr.decode import GreedyDecoder
 from asr.distributed import Distributed
 from asr.evaluate import decode_utterances, score
 from asr.features import SpecAugmentConfig, spec_augment
+from asr.lock import FolderInUse, lock_folder
 from asr.metrics_logger import MetricsLogger
 from asr.model import CTCModel
 from asr.plot import plot_runs
@@ -326,22 +328,39 @@ def run(config: RunConfig, exp_dir: str | Path) -> TrainResult:
     total_steps = config.train.epochs * data.steps_per_epoch
     if config.train.max_steps:
         total_steps = min(total_steps, config.train.max_steps)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    training = TrainingRun(config, tokenizer, dist, Checkpointer(exp_dir, config, tokenizer, dist),
-               MetricsLogger(exp_dir, dist.is_main), StopRequest(), total_steps)
-    state = TrainState()
-    try:
-        with _stop_on_signals(training.stop, training.logger):
-            state = _start(training, opt)
-            training.logger.echo(f"model: {opt.model.num_parameters() / 1e6:.2f}M parameters, device {device}, "
-                             f"{opt.precision.name} ({opt.precision.reason}), {threads} thread(s), "
-                             f"{dist.world_size} process(es), {data.steps_per_epoch} steps/epoch")
-            _train(training, opt, data, state)
-    finally:
-        training.logger.close()
-        if owns_process_group:
-            dist.leave()
+    with _exp_dir_lock(exp_dir, dist):  # one run at a time in exp_dir
+        training = TrainingRun(config, tokenizer, dist, Checkpointer(exp_dir, config, tokenizer, dist),
+                               MetricsLogger(exp_dir, dist.is_main), StopRequest(), total_steps)
+        state = TrainState()
+        try:
+            with _stop_on_signals(training.stop, training.logger):
+                state = _start(training, opt)
+                training.logger.echo(f"model: {opt.model.num_parameters() / 1e6:.2f}M parameters, device {device}, "
+                                     f"{opt.precision.name} ({opt.precision.reason}), {threads} thread(s), "
+                                     f"{dist.world_size} process(es), {data.steps_per_epoch} steps/epoch")
+                _train(training, opt, data, state)
+        finally:
+            training.logger.close()
+            if owns_process_group:
+                dist.leave()
     return TrainResult(opt.model, state, data.steps_per_epoch, training.stop.signum, dist.is_main)
+
+
+@contextlib.contextmanager
+def _exp_dir_lock(exp_dir: Path, dist: Distributed):
+    """Rank 0 holds exp_dir's lock (asr.lock) for the run; every rank learns if it could not, and raises the same
+    FolderInUse, so that no rank waits in a collective for one that left."""
+    with contextlib.ExitStack() as stack:
+        refusal = ""
+        if dist.is_main:
+            try:
+                stack.enter_context(lock_folder(exp_dir))
+            except FolderInUse as err:
+                refusal = str(err)
+        refusal = dist.gather(refusal)[0]
+        if refusal:
+            raise FolderInUse(refusal)
+        yield
 
 
 def _start(training: TrainingRun, opt: Optimization) -> TrainState:

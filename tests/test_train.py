@@ -337,3 +337,36 @@ def test_resume_keeps_exactly_one_line_per_logged_step_and_evaluation(speech_man
     steps = [r["step"] for r in _metrics(tmp_path / "crashed") if "loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in _metrics(tmp_path / "crashed") if "dev_wer" in r] == [3, 6]
+
+
+def _lock_holder(exp_dir: Path) -> subprocess.Popen:
+    """Another process holding exp_dir's lock as asr.lock does (flock on run.lock, its pid inside) until its stdin
+    closes; it says "locked" first."""
+    exp_dir.mkdir()
+    code = ("import fcntl, os, sys\n"
+            f"f = open({str(exp_dir / 'run.lock')!r}, 'w'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.write(f'{os.getpid()}\\n')\n"
+            "f.flush(); print('locked', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_a_second_run_into_a_busy_exp_dir_is_refused_naming_the_first(speech_manifest, tmp_path, capsys):
+    exp_dir = tmp_path / "exp"
+    args = ["train", "--exp-dir", str(exp_dir), "--train-manifest", str(speech_manifest), "--model.hidden-size", "8",
+            "--model.num-layers", "1", "--train.epochs", "1", "--train.num-workers", "0", "--train.device", "cpu"]
+    holder = _lock_holder(exp_dir)
+    try:
+        assert main(args) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert f"in use by another run (process {holder.pid})" in err
+    assert not (exp_dir / "metrics.jsonl").exists() and not (exp_dir / "last.pt").exists()
+    # The holder is gone, its pid still in the lock file: the lock is taken over.
+    assert (exp_dir / "run.lock").read_text() == f"{holder.pid}\n"
+    assert main(args) == 0
+    assert (exp_dir / "last.pt").exists() and (exp_dir / "run.lock").read_text() != f"{holder.pid}\n"
