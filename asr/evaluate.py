@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import LoadedModel
-from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
+from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals, loading
 from asr.data.manifest import Utterance
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis
@@ -49,9 +49,10 @@ def iter_emissions(loaded: LoadedModel, utterances: list[Utterance], device: tor
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=num_workers, worker_init_fn=defer_stop_signals)
     try:
-        for batch in loader:
-            log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
-            yield batch["ids"], log_probs, lengths
+        with loading(loader) as batches:
+            for batch in batches:
+                log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
+                yield batch["ids"], log_probs, lengths
     finally:
         model.train(was_training)
 

@@ -59,7 +59,7 @@ from asr.checkpointer import Checkpointer, TrainState, load_initial_weights
 from asr.config import ConfigError, to_dict
 from asr.configs import RunConfig, TrainConfig
 from asr.data.augment import ensure_rir_bank, join_groups
-from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
+from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals, loading
 from asr.data.manifest import Utterance, read_manifest, read_mix
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import GreedyDecoder
@@ -265,9 +265,9 @@ def train_one_epoch(training: TrainingRun, opt: Optimization, data: TrainData, s
     opt.model.train()
     progress = tqdm(total=len(data.sampler) // cfg.grad_accum, desc=f"epoch {state.epoch}", dynamic_ncols=True,
                     disable=training.logger.plain or not training.dist.is_main)
-    with progress:
-        loader = make_loader(training.config, data, training.tokenizer, state.epoch)
-        for batches in _groups(loader, cfg.grad_accum):  # an incomplete last group is dropped
+    loader = make_loader(training.config, data, training.tokenizer, state.epoch)
+    with progress, loading(loader) as loaded:
+        for batches in _groups(loaded, cfg.grad_accum):  # an incomplete last group is dropped
             if cfg.max_steps and state.step >= cfg.max_steps:
                 return False
             lr = get_lr(state.step, cfg, training.total_steps)

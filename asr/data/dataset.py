@@ -22,7 +22,9 @@ with spaces.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -95,6 +97,21 @@ def defer_stop_signals(_worker_id: int) -> None:
     down normally before."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: signal.alarm(WORKER_STOP_GRACE))
+
+
+@contextlib.contextmanager
+def loading(loader: torch.utils.data.DataLoader) -> Iterator[Iterator[dict]]:
+    """`with loading(loader) as batches:` iterate `loader`, whose workers are shut down the moment
+    the block ends, by an error too. Without it an error (a missing audio file) keeps the loader's
+    iterator alive in its traceback until the interpreter exits, which then stops the workers with
+    SIGTERM, which `defer_stop_signals` defers: the `error:` line came WORKER_STOP_GRACE s early."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        shutdown = getattr(iterator, "_shutdown_workers", None)  # worker processes only (num_workers > 0)
+        if shutdown is not None:
+            shutdown()
 
 
 def collate(items) -> dict:
