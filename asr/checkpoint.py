@@ -32,6 +32,7 @@ from asr.decode import FILE_OPTIONS, DecodingOptions
 from asr.errors import AsrError
 from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig
+from asr.precision import pick_device
 from asr.text import CharTokenizer
 
 CHECKPOINT_FORMAT = 1
@@ -107,6 +108,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     """Rebuild the model (eval mode), feature config, tokenizer and default decoding options
     stored in a checkpoint. Weights stored in half precision (an exported model, asr.pretrained)
     become float32: load_state_dict copies them into the model's float32 parameters."""
+    device = pick_device(device)
     checkpoint = read_checkpoint(path)
     model = CTCModel(ModelConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model_state_dict"])

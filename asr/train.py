@@ -70,7 +70,7 @@ from asr.lock import FolderInUse, lock_folder
 from asr.metrics_logger import MetricsLogger
 from asr.model import CTCModel
 from asr.plot import plot_runs
-from asr.precision import Precision, pick_precision
+from asr.precision import Precision, pick_device, pick_precision
 from asr.text import CharTokenizer
 from asr.threads import set_threads
 
@@ -169,8 +169,8 @@ def check_config(config: RunConfig) -> None:
     """ConfigError for a config no run can start from (the data is checked by `load_data`)."""
     if not config.train_manifest:
         raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train-manifest")
-    if config.train.grad_accum < 1:
-        raise ConfigError(f"train.grad_accum must be at least 1, got {config.train.grad_accum}")
+    config.train.check()
+    config.model.check()
 
 
 def build_optimization(config: RunConfig, dist: Distributed, device: torch.device) -> Optimization:
@@ -321,7 +321,7 @@ def run(config: RunConfig, exp_dir: str | Path) -> TrainResult:
     check_config(config)
     threads = set_threads(config.train.threads, "train.threads")
     dist = Distributed.from_env()
-    device = _pick_device(config.train.device, dist.local_rank)
+    device = pick_device(config.train.device, dist.local_rank)
     owns_process_group = dist.join(device)
     opt = build_optimization(config, dist, device)
     data = load_data(config, dist, exp_dir)
@@ -425,12 +425,6 @@ def _stop_on_signals(stop: StopRequest, logger: MetricsLogger):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
 
 
 def _groups(batches, size: int):
