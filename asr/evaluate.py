@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from asr.atomic import atomic_write, make_folder
 from asr.checkpoint import LoadedModel
 from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals, loading
 from asr.data.manifest import Utterance
@@ -89,14 +90,15 @@ def score(utterances: list[Utterance], hyps: dict[str, Hypothesis]) -> tuple[dic
 
 def write_report(out_dir: str | Path, name: str, summary: dict, rows: list[dict]) -> None:
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"recogs-{name}.txt", "w", encoding="utf-8") as f:
+    make_folder(out_dir)
+    with atomic_write(out_dir / f"recogs-{name}.txt") as f:
         for row in rows:
             e = row["errors"]
             f.write(f"{row['id']}\tref\t{row['ref']}\n{row['id']}\thyp\t{row['hyp']}\n"
                     f"{row['id']}\terrors\tsub={e.substitutions} del={e.deletions} ins={e.insertions} "
                     f"ref_words={e.reference_length}\n{row['id']}\taligned\t{row['aligned']}\n\n")
-    (out_dir / f"wer-summary-{name}.json").write_text(json.dumps({"set": name, **summary}) + "\n")
+    with atomic_write(out_dir / f"wer-summary-{name}.json") as f:
+        f.write(json.dumps({"set": name, **summary}) + "\n")
 
 
 def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder, out_dir: str | Path, name: str,

@@ -48,7 +48,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from asr.atomic import atomic_path, atomic_write
+from asr.atomic import atomic_path, atomic_write, make_folder
 from asr.errors import AsrError
 from asr.text import WORD_SEPARATOR, normalize_text
 
@@ -194,7 +194,7 @@ def build_lm(text: str | os.PathLike | Sequence, order: int, out_dir: str | os.P
         kenlm_tool(tool)  # fail now, not after a long pass over the text
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     excluded = set(iter_sentences(exclude, deduplicate=False)) if exclude else set()
     with tempfile.TemporaryDirectory(prefix="lm-text-", dir=out_dir) as tmp:
         text_path = Path(tmp) / "text.txt"
