@@ -293,6 +293,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path]]:
     """(audio files, folders without any): files as given, folders replaced by the audio files
     under them (sorted). No file twice, however it is named (`a.wav`, `./a.wav`, its absolute path)."""
     paths, empty = [], []
+    if any(not name.strip() for name in inputs):
+        raise AudioError("''", "an empty name is no file or folder (to transcribe the current folder, say .)")
     for item in map(Path, inputs):
         if item.is_dir():
             found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
