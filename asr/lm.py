@@ -187,6 +187,8 @@ def build_lm(text: str | os.PathLike | Sequence, order: int, out_dir: str | os.P
         raise CorpusError(f"unknown LM unit {unit!r} (choose from: word, char)")
     if not 2 <= order <= MAX_ORDER:
         raise CorpusError(f"n-gram order must be 2..{MAX_ORDER}, got {order}")
+    if vocab_size is not None and vocab_size < 1:
+        raise CorpusError(f"--vocab-size must be at least 1 word, got {vocab_size} (leave it out for every word)")
     if any(b < a for a, b in zip(prune, prune[1:])) or (prune and prune[0] != 0):
         raise CorpusError(f"--prune thresholds must start with 0 (unigrams) and never decrease, got {list(prune)}")
     sources = [text] if isinstance(text, (str, os.PathLike)) else list(text)
