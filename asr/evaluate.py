@@ -15,14 +15,14 @@ Training's dev evaluation and `asr tune` use the same functions.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
 from asr.atomic import atomic_write, make_folder
 from asr.checkpoint import LoadedModel
-from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals, loading
+from asr.data.dataset import UtteranceDataset, collate, collate_readable, defer_stop_signals, loading
 from asr.data.manifest import Utterance
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import Decoder, Hypothesis
@@ -38,20 +38,30 @@ class EvaluateError(AsrError):
 
 @torch.no_grad()
 def iter_emissions(loaded: LoadedModel, utterances: list[Utterance], device: torch.device | str = "cpu",
-                   batch_seconds: float = 200.0, num_workers: int = 1
+                   batch_seconds: float = 200.0, num_workers: int = 1,
+                   on_unreadable: Callable[[str], None] | None = None
                    ) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
     """Run the model over `utterances` in duration-sorted batches (eval mode, restored after).
-    Yields (utterance ids, log_probs (batch, frames, vocab), lengths (batch,)) per batch."""
+    Yields (utterance ids, log_probs (batch, frames, vocab), lengths (batch,)) per batch.
+    An unreadable audio file raises AudioError, or with `on_unreadable` is passed over: its
+    error goes to on_unreadable and its id is in no batch."""
     model = loaded.model
     was_training = model.training
     model.eval()
-    dataset = UtteranceDataset(utterances, loaded.features, loaded.tokenizer)
+    dataset = UtteranceDataset(utterances, loaded.features, loaded.tokenizer, skip_unreadable=bool(on_unreadable))
     sampler = DurationBatchSampler([u.duration for u in utterances], batch_seconds, shuffle=False)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=num_workers, worker_init_fn=defer_stop_signals)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
+                                         collate_fn=collate_readable if on_unreadable else collate,
+                                         worker_init_fn=defer_stop_signals)
     try:
         with loading(loader) as batches:
             for batch in batches:
+                if on_unreadable:
+                    batch, errors = batch
+                    for error in errors:
+                        on_unreadable(error)
+                    if batch is None:
+                        continue
                 log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
                 yield batch["ids"], log_probs, lengths
     finally:
@@ -60,10 +70,13 @@ def iter_emissions(loaded: LoadedModel, utterances: list[Utterance], device: tor
 
 def decode_utterances(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder,
                       device: torch.device | str = "cpu", batch_seconds: float = 200.0,
-                      num_workers: int = 1) -> dict[str, Hypothesis]:
-    """Decode the model's output for `utterances` with `decoder`. Returns {utt id: Hypothesis}."""
+                      num_workers: int = 1, on_unreadable: Callable[[str], None] | None = None
+                      ) -> dict[str, Hypothesis]:
+    """Decode the model's output for `utterances` with `decoder`. Returns {utt id: Hypothesis}
+    (without the unreadable ones when `on_unreadable` is given: see iter_emissions)."""
     hyps = {}
-    for ids, log_probs, lengths in iter_emissions(loaded, utterances, device, batch_seconds, num_workers):
+    for ids, log_probs, lengths in iter_emissions(loaded, utterances, device, batch_seconds, num_workers,
+                                                  on_unreadable):
         hyps.update(zip(ids, decoder.decode(log_probs, lengths)))
     return hyps
 
@@ -105,13 +118,20 @@ def evaluate(loaded: LoadedModel, utterances: list[Utterance], decoder: Decoder,
              device: str = "cpu", num_workers: int = 1, report: str | Path | None = None,
              report_utterances: int = MAX_UTTERANCES, decoding: str = "") -> dict:
     """Decode, score and write the report files (and the HTML page at `report`, showing the
-    `report_utterances` worst, their decoding named `decoding`). Returns the summary dict."""
+    `report_utterances` worst, their decoding named `decoding`). Returns the summary dict, whose
+    "skipped" lists the errors of the utterances whose audio could not be read: the others are scored."""
     if not utterances:
         raise EvaluateError(f"{name}: the manifest holds no utterances")
     if report_utterances < 0:
         raise EvaluateError(f"--report-utterances must be 0 or more, got {report_utterances}")
-    hyps = decode_utterances(loaded, utterances, decoder, device=device, num_workers=num_workers)
+    unreadable: list[str] = []
+    hyps = decode_utterances(loaded, utterances, decoder, device=device, num_workers=num_workers,
+                             on_unreadable=unreadable.append)
+    if not hyps:
+        raise EvaluateError(f"{name}: no utterance could be read (the first: {unreadable[0]})")
+    utterances = [u for u in utterances if u.id in hyps]
     summary, rows = score(utterances, hyps)
+    summary["skipped"] = sorted(unreadable)
     write_report(out_dir, name, summary, rows)
     if report is not None:
         write_html_report(report, ReportInput(name, rows, utterances, loaded, decoder, decoding),

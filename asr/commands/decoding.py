@@ -15,7 +15,7 @@ def add_commands(sub) -> None:
     p = add_command(sub, "evaluate", "decode a manifest and report WER/CER")
     p.add_argument("--model", required=True, help="checkpoint file")
     p.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
-    p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: MODEL's folder/decode)")
+    p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: decode-MODEL beside the manifest)")
     p.add_argument("--report", metavar="FILE.html", help="also write one self-contained HTML page: tables, "
                                                           "confusions, the worst utterances with audio and pictures")
     p.add_argument("--report-utterances", type=int, default=20, metavar="N", help="worst utterances the page shows")
@@ -72,13 +72,17 @@ def cmd_evaluate(args) -> int:
     name = Path(args.manifest).name.removesuffix(".jsonl")
     options = decoding_options(args, loaded)
     decoder = make_decoder(options, loaded.tokenizer)
-    out_dir = args.out_dir or str(Path(args.model).parent / "decode")
+    # Beside the manifest, never beside the model: the bundled model lives inside the installed package.
+    out_dir = args.out_dir or str(Path(args.manifest).parent / f"decode-{Path(args.model).stem}")
     summary = evaluate(loaded, utterances, decoder, out_dir, name, device=args.device, num_workers=args.jobs,
                        report=args.report, report_utterances=args.report_utterances, decoding=describe(options))
+    for error in summary["skipped"]:
+        say(f"error: {error}")
     report = f"; report {args.report}" if args.report else ""
+    skipped = f", {len(summary['skipped'])} skipped (unreadable audio, above)" if summary["skipped"] else ""
     print(f"{name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  ({summary['utterances']} utterances, "
-          f"{summary['words']} words); details in {out_dir}{report}")
-    return 0
+          f"{summary['words']} words{skipped}); details in {out_dir}{report}")
+    return 1 if summary["skipped"] else 0
 
 
 def cmd_explain(args) -> int:
