@@ -315,6 +315,8 @@ def validate(training: TrainingRun, opt: Optimization, dev: list[Utterance], sta
 
 def run(config: RunConfig, exp_dir: str | Path) -> TrainResult:
     """Train (or resume) the run in `exp_dir`: check everything, build the run's objects, train."""
+    if not str(exp_dir).strip():  # Path("") is the current folder
+        raise ConfigError("the experiment folder is empty ''; name one (--exp-dir)")
     exp_dir = Path(exp_dir)
     tokenizer = CharTokenizer()
     config = resolve(config, tokenizer)  # the caller's config is left as it is

@@ -18,6 +18,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,6 +104,8 @@ CASES = [
     ([*_EVAL, "--device", "cuda:7"], "cuda"),
     (["tune", "--model", "{CKPT}", "--manifest", "{MANIFEST}", "--lm", "{MISSING}", "--device", "banana"], "banana"),
     (["export", "{CKPT}", "--out-dir", "{FILE}"], "file.txt"),
+    (["export", "{CKPT}", "--out-dir", ""], "--out-dir"),  # it replaced the bundled model
+    ([*_TRAIN[:2], "", *_TRAIN[3:]], "''"),  # it trained into the current folder
     (["plot", "{EXP}", "--out", "{UNDER_FILE}/c.png"], "file.txt"),
     (["plot", "{EXP}", "--out", "{DIR}"], "folder"),
     (["prepare", "folder", "{CORPUS}", "{DIR}"], "folder"),
@@ -134,6 +137,25 @@ CASES = [
 
 def _fill(args: list[str], paths: dict[str, str]) -> list[str]:
     return [a.format(**paths) for a in args]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _bundled_model_untouched():
+    """No hostile case may write into the installed package (export --out-dir '' once replaced the model)."""
+    from asr.pretrained import PRETRAINED_DIR
+
+    def stamp() -> dict:
+        return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in Path(PRETRAINED_DIR).iterdir()}
+
+    before = stamp()
+    yield
+    assert stamp() == before
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """'' and relative paths land in a temporary folder, never in the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _run(args: list[str], capsys) -> tuple[int, str]:
