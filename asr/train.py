@@ -64,6 +64,7 @@ from asr.data.manifest import Utterance, read_manifest, read_mix
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import GreedyDecoder
 from asr.distributed import Distributed
+from asr.errors import AsrError
 from asr.evaluate import decode_utterances, score
 from asr.features import SpecAugmentConfig, spec_augment
 from asr.lock import FolderInUse, lock_folder
@@ -154,6 +155,34 @@ class StopRequest:
         return signalled > 0
 
 
+MAX_NON_FINITE_IN_A_ROW = 20  # float16's loss scale needs at most ~16 halvings to recover from 2**16
+
+
+class TrainingError(AsrError):
+    """Training cannot go on: too many steps in a row with a non-finite loss or gradient."""
+
+
+@dataclass
+class NonFiniteSteps:
+    """Steps skipped because their loss or gradient was NaN or infinite: in all, and in a row."""
+
+    total: int = 0
+    in_a_row: int = 0
+
+    def count(self, finite: bool, step: int, logger: MetricsLogger) -> None:
+        """Record one step; log a skipped one, and raise TrainingError after MAX_NON_FINITE_IN_A_ROW in a row."""
+        if finite:
+            self.in_a_row = 0
+            return
+        self.total += 1
+        self.in_a_row += 1
+        logger.log({"step": step, "skipped": "non-finite loss or gradient", "skipped_total": self.total})
+        logger.echo(f"step {step}: loss or gradient not finite, step skipped ({self.total} so far)")
+        if self.in_a_row >= MAX_NON_FINITE_IN_A_ROW:
+            raise TrainingError(f"{self.in_a_row} steps in a row (up to step {step}) had a non-finite loss or "
+                                "gradient; lower train.lr or check the data (last.pt holds the last good state)")
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """How `run` ended."""
@@ -225,7 +254,9 @@ def make_loader(config: RunConfig, data: TrainData, tokenizer: CharTokenizer,
 
 
 def optimizer_step(opt: Optimization, batches: list[dict], lr: float, config: RunConfig) -> tuple[float, float]:
-    """One update from this rank's `batches` (grad_accum of them). Returns (loss, gradient norm)."""
+    """One update from this rank's `batches` (grad_accum of them). Returns (loss, gradient norm).
+    A non-finite gradient norm (NaN or inf, from a NaN or inf loss) means the weights were left
+    as they were: the caller counts it (`NonFiniteSteps`)."""
     for group in opt.optimizer.param_groups:
         group["lr"] = lr
     opt.optimizer.zero_grad(set_to_none=True)
@@ -238,10 +269,13 @@ def optimizer_step(opt: Optimization, batches: list[dict], lr: float, config: Ru
             opt.scaler.scale(loss).backward()
         total += loss.item()
     opt.scaler.unscale_(opt.optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(opt.model.parameters(), config.train.grad_clip)
-    opt.scaler.step(opt.optimizer)  # skips the step if gradients are inf/NaN
-    opt.scaler.update()
-    return total, float(grad_norm)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(opt.model.parameters(), config.train.grad_clip))
+    # The gradients are all-reduced, so every rank sees the same norm and skips the same steps
+    # (a NaN loss on one rank makes the summed gradient NaN on all).
+    if math.isfinite(grad_norm):
+        opt.scaler.step(opt.optimizer)
+    opt.scaler.update()  # float16: a non-finite step lowers the loss scale; a no-op otherwise
+    return total, grad_norm
 
 
 @dataclass(frozen=True)
@@ -256,6 +290,7 @@ class TrainingRun:
     logger: MetricsLogger
     stop: StopRequest
     total_steps: int
+    non_finite: NonFiniteSteps = dataclasses.field(default_factory=NonFiniteSteps)
 
 
 def train_one_epoch(training: TrainingRun, opt: Optimization, data: TrainData, state: TrainState) -> bool:
@@ -274,11 +309,15 @@ def train_one_epoch(training: TrainingRun, opt: Optimization, data: TrainData, s
             loss, grad_norm = optimizer_step(opt, batches, lr, training.config)
             state.step += 1
             state.batch_in_epoch += len(batches)
+            finite = math.isfinite(loss) and math.isfinite(grad_norm)
+            training.non_finite.count(finite, state.step, training.logger)
             frames = sum(b["feature_lengths"].sum().item() for b in batches)
-            training.logger.add_step(loss, grad_norm, frames * training.config.features.hop_ms / 1000)
+            if finite:  # a skipped step has its own metrics.jsonl line, and stays out of the means
+                training.logger.add_step(loss, grad_norm, frames * training.config.features.hop_ms / 1000)
             window = training.logger.window
             progress.update()
-            progress.set_postfix(loss=f"{window.loss / window.steps:.3f}", lr=f"{lr:.2e}")
+            if window.steps:
+                progress.set_postfix(loss=f"{window.loss / window.steps:.3f}", lr=f"{lr:.2e}")
             if state.step % cfg.log_every == 0:
                 training.logger.log_window(state.step, state.epoch, lr, training.dist, opt.device)
             if cfg.eval_every and state.step % cfg.eval_every == 0:
