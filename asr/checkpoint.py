@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from asr import __version__
-from asr.atomic import atomic_path
+from asr.atomic import WriteError, atomic_path
 from asr.config import ConfigError, merge
 from asr.decode import FILE_OPTIONS, DecodingOptions
 from asr.errors import AsrError
@@ -81,9 +81,18 @@ def make_checkpoint(model: CTCModel, features: FeatureConfig, tokenizer: CharTok
 
 
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    """torch.save to `path` atomically (temp file, fsync, rename: see asr.atomic)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save to `path` atomically (temp file, fsync, rename: see asr.atomic). A failed write (disk
+    full) is a WriteError that says the file at `path`, if any, is the one from before."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                torch.save(obj, tmp)
+            except (OSError, RuntimeError) as err:  # torch reports ENOSPC as RuntimeError
+                raise WriteError(f"{path}: cannot write it ({str(err).splitlines()[0]})") from None
+    except WriteError as err:
+        kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
+        raise WriteError(f"{err}; {kept}") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
