@@ -127,6 +127,8 @@ def _check_file(path: str | os.PathLike) -> None:
         raise AudioError(path, "permission denied: cannot read it") from None
     except IsADirectoryError:
         raise AudioError(path, "is a directory, not an audio file") from None
+    except ValueError:  # os.stat: "embedded null byte"
+        raise AudioError(repr(str(path)), "a file name cannot hold a NUL byte") from None
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise AudioError(path, "a symbolic link loop (it points back to itself)") from None
