@@ -70,7 +70,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
         except (TypeError, ValueError):
             raise ManifestError(f"{path}:{line_no}: duration/offset must be numbers") from None
         if not (0 < duration < math.inf and 0 <= offset < math.inf):  # NaN fails both
-            raise ManifestError(f"{path}:{line_no}: duration must be a number > 0 and offset >= 0, got "
+            raise ManifestError(f"{path}:{line_no}: duration must be > 0 and offset >= 0 (finite numbers), got "
                                 f"{row['duration']!r} and {row.get('offset', 0.0)!r}")
         utt_id = str(row["id"])
         if utt_id in first_line:
