@@ -9,6 +9,8 @@ Both write to a hidden temp file in the destination's folder (same file system, 
 the final `os.replace` is atomic), fsync it, then rename it over the destination.
 If the block raises or the process dies, the destination is untouched and the temp
 file is deleted (or, after a kill, left as `.NAME.tmpPID`, which nothing reads).
+A destination that cannot be written (its folder is a file, it is a folder, read-only,
+disk full) is a WriteError naming it; `make_folder` does the same for output folders.
 """
 
 from __future__ import annotations
@@ -19,18 +21,41 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from asr.errors import AsrError
+
+
+class WriteError(AsrError):
+    """An output file or folder that cannot be written; the message names it and why."""
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Make the output folder `path` (and its parents) unless it exists; WriteError if it cannot be one."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WriteError(f"{path}: is a file, not a folder") from None
+    except OSError as err:
+        raise WriteError(f"{path}: cannot make this folder ({err.strerror}: {err.filename})") from None
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path next to `path`; rename it over `path` when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise WriteError(f"{path}: is a folder; a file goes here")
+    make_folder(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            raise WriteError(f"{path}: cannot write it ({err.strerror})") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -38,5 +63,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temp file next to `path` (`mode` "w" or "wb"); rename it over `path` on success."""
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
-        yield f
+    with atomic_path(path) as tmp:
+        try:
+            f = open(tmp, mode, encoding=None if "b" in mode else encoding)
+        except OSError as err:
+            raise WriteError(f"{path}: cannot write it ({err.strerror})") from None
+        with f:
+            yield f

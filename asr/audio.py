@@ -9,6 +9,7 @@ message names the file, so callers can report one line and carry on.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
@@ -113,11 +114,26 @@ def resample(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _check_file(path: str | os.PathLike) -> None:
-    if not os.path.exists(path):
-        raise AudioError(path, "file not found")
-    if os.path.isdir(path):
-        raise AudioError(path, "is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
+    """AudioError, in words a user can act on, for a path that is no readable regular file."""
+    try:
+        info = os.stat(path)
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise AudioError(path, f"a broken symbolic link (to {os.readlink(path)})") from None
+        raise AudioError(path, "file not found") from None
+    except PermissionError:
+        raise AudioError(path, "permission denied: cannot read it") from None
+    except IsADirectoryError:
+        raise AudioError(path, "is a directory, not an audio file") from None
+    except ValueError:  # os.stat: "embedded null byte"
+        raise AudioError(repr(str(path)), "a file name cannot hold a NUL byte") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise AudioError(path, "a symbolic link loop (it points back to itself)") from None
+        raise AudioError(path, f"cannot read it ({err.strerror})") from None
+    if info.st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
 
 
@@ -131,6 +147,10 @@ def _check_complete(path: str | os.PathLike, log: str) -> None:
 
 
 def _short(err: Exception) -> str:
-    """libsndfile messages repeat the path and span lines; keep only the reason."""
+    """libsndfile messages repeat the path and span lines; keep only the reason. Its "File does not
+    exist or is not a regular file (possibly a pipe?)" is what it says of any format it cannot
+    recognize, once the file is known to exist (`_check_file`): say that instead."""
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "possibly a pipe" in text or "Format not recognised" in text:
+        return f"unknown or corrupt format; expected one of {', '.join(e[1:] for e in AUDIO_EXTENSIONS)}"
     return text.split(": ", 1)[-1] if "Error opening" in text else text

@@ -47,12 +47,14 @@ def epoch_checkpoints(exp_dir: str | os.PathLike) -> list[tuple[Path, float | No
     return found
 
 
-def select_checkpoints(exp_dir: str | os.PathLike, last: int = 0, best: int = 0) -> list[Path]:
-    """The `last` newest epoch checkpoints, or the `best` with the lowest dev WER."""
-    if (last > 0) == (best > 0):
-        raise CheckpointError("choose exactly one of last N or best N (N > 0)")
+def select_checkpoints(exp_dir: str | os.PathLike, last: int | None = None, best: int | None = None) -> list[Path]:
+    """The `last` newest epoch checkpoints, or the `best` with the lowest dev WER (give exactly one)."""
+    if (last is None) == (best is None):
+        raise CheckpointError("choose exactly one of --last N or --best N")
+    name, wanted = ("--last", last) if last is not None else ("--best", best)
+    if wanted < 1:
+        raise CheckpointError(f"{name} must be at least 1, got {wanted}")
     found = epoch_checkpoints(exp_dir)
-    wanted = last or best
     if len(found) < wanted:
         raise CheckpointError(f"{exp_dir}: asked for {wanted} epoch checkpoints, found {len(found)}")
     if last:
@@ -85,7 +87,8 @@ def average_checkpoints(paths: list[Path]) -> dict:
     return averaged
 
 
-def average(exp_dir: str | os.PathLike, last: int = 0, best: int = 0, out: str | os.PathLike | None = None) -> Path:
+def average(exp_dir: str | os.PathLike, last: int | None = None, best: int | None = None,
+            out: str | os.PathLike | None = None) -> Path:
     """`asr average`: write the average of the selected epoch checkpoints.
     Default output: EXP/avg-last-N.pt or EXP/avg-best-N.pt. Returns its path."""
     paths = select_checkpoints(exp_dir, last=last, best=best)

@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 
 from asr import __version__
-from asr.atomic import atomic_path
+from asr.atomic import WriteError, atomic_path
 from asr.config import ConfigError, merge
 from asr.decode import FILE_OPTIONS, DecodingOptions
 from asr.errors import AsrError
 from asr.features import FeatureConfig
 from asr.model import CTCModel, ModelConfig, quantize_int8
-from asr.precision import Precision, pick_inference_precision
+from asr.precision import Precision, pick_device, pick_inference_precision
 from asr.text import CharTokenizer
 
 CHECKPOINT_FORMAT = 1
@@ -83,9 +83,18 @@ def make_checkpoint(model: CTCModel, features: FeatureConfig, tokenizer: CharTok
 
 
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    """torch.save to `path` atomically (temp file, fsync, rename: see asr.atomic)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save to `path` atomically (temp file, fsync, rename: see asr.atomic). A failed write (disk
+    full) is a WriteError that says the file at `path`, if any, is the one from before."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                torch.save(obj, tmp)
+            except (OSError, RuntimeError) as err:  # torch reports ENOSPC as RuntimeError
+                raise WriteError(f"{path}: cannot write it ({str(err).splitlines()[0]})") from None
+    except WriteError as err:
+        kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
+        raise WriteError(f"{err}; {kept}") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -111,6 +120,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", prec
     stored in a checkpoint. Weights stored in half precision (an exported model, asr.pretrained)
     become float32: load_state_dict copies them into the model's float32 parameters. The network
     runs in `precision` (asr.precision.INFERENCE_PRECISIONS; "auto": bfloat16 on BF16 CPUs)."""
+    device = pick_device(device)
     checkpoint = read_checkpoint(path)
     model = CTCModel(ModelConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model_state_dict"])

@@ -18,6 +18,7 @@ help text is its `option(default, help)` metadata (asr.config).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -169,6 +170,23 @@ class TrainConfig:
     grad_accum: int = option(1, "batches per optimizer step in each process; global batch = grad_accum x processes")
     keep_last: int = option(0, "end-of-epoch checkpoints epoch-N.pt to keep, for `asr average`; 0 = none")
     init_from: str = option("", 'checkpoint whose weights start a new run (fresh optimizer and schedule); "" = random')
+
+    def check(self) -> None:
+        """ConfigError for a value no run can use (a negative learning rate, log_every 0, a NaN)."""
+        at_least = {"epochs": 1, "log_every": 1, "checkpoint_every": 1, "grad_accum": 1, "warmup_steps": 0,
+                    "eval_every": 0, "max_steps": 0, "num_workers": 0, "keep_last": 0}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ConfigError(f"train.{name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("lr", "max_batch_seconds", "grad_clip"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"train.{name} must be a number above 0, got {getattr(self, name)}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"train.weight_decay must be 0 or more, got {self.weight_decay}")
+        if not 0 <= self.final_lr_ratio <= 1:
+            raise ConfigError(f"train.final_lr_ratio must be between 0 and 1, got {self.final_lr_ratio}")
+        if not self.speeds or not all(0 < s < math.inf for s in self.speeds):
+            raise ConfigError(f"train.speeds must be factors above 0, got {self.speeds}")
 
 
 @dataclass

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from asr.atomic import make_folder
 from asr.checkpoint import load_model
 from asr.decode import make_decoder
 from asr.evaluate import score
@@ -51,7 +52,7 @@ def run_demo(model: str | Path | None = None, audio_dir: str | Path | None = Non
     decoder = make_decoder(options, loaded.tokenizer)
     with tempfile.TemporaryDirectory(prefix="asr-demo-") as tmp:
         folder = Path(audio_dir or tmp)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         utterances = [make_utterance(job, folder, folder, suffix=".wav") for job in sample_jobs()]
         print(f"model: {loaded.path} ({loaded.model.num_parameters() / 1e6:.1f}M parameters, "
               f"{options.decoder} decoding); audio: {len(utterances)} sentences by espeak-ng", file=out)

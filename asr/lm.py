@@ -48,7 +48,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from asr.atomic import atomic_path, atomic_write
+from asr.atomic import atomic_path, atomic_write, make_folder
 from asr.errors import AsrError
 from asr.text import WORD_SEPARATOR, normalize_text
 
@@ -187,6 +187,8 @@ def build_lm(text: str | os.PathLike | Sequence, order: int, out_dir: str | os.P
         raise CorpusError(f"unknown LM unit {unit!r} (choose from: word, char)")
     if not 2 <= order <= MAX_ORDER:
         raise CorpusError(f"n-gram order must be 2..{MAX_ORDER}, got {order}")
+    if vocab_size is not None and vocab_size < 1:
+        raise CorpusError(f"--vocab-size must be at least 1 word, got {vocab_size} (leave it out for every word)")
     if any(b < a for a, b in zip(prune, prune[1:])) or (prune and prune[0] != 0):
         raise CorpusError(f"--prune thresholds must start with 0 (unigrams) and never decrease, got {list(prune)}")
     sources = [text] if isinstance(text, (str, os.PathLike)) else list(text)
@@ -194,7 +196,7 @@ def build_lm(text: str | os.PathLike | Sequence, order: int, out_dir: str | os.P
         kenlm_tool(tool)  # fail now, not after a long pass over the text
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     excluded = set(iter_sentences(exclude, deduplicate=False)) if exclude else set()
     with tempfile.TemporaryDirectory(prefix="lm-text-", dir=out_dir) as tmp:
         text_path = Path(tmp) / "text.txt"

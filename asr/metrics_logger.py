@@ -123,6 +123,9 @@ class MetricsLogger:
         window = self.window
         loss, grad_norm, audio = dist.sum([window.loss, window.grad_norm, window.audio_seconds], device)
         steps = window.steps * dist.world_size
+        if not steps:  # every step of the window was skipped (non-finite), and logged as such
+            self.window = LogWindow()
+            return
         speed = audio / (time.perf_counter() - window.start)
         elapsed = time.perf_counter() - self.started
         cpu = self.cpu_before + cpu_seconds() - self.cpu_started

@@ -104,3 +104,24 @@ def pick_inference_precision(setting: str, device: torch.device | str = "cpu",
     if flags:
         return Precision("bfloat16", device.type, f"the CPU has {', '.join(flags)}")
     return Precision("float32", device.type, "no BF16 instructions" if device.type == "cpu" else "not a CPU")
+
+
+def pick_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+    """The device called `name`: "cpu", "cuda", "cuda:1", "mps", or "auto" (a CUDA GPU if there is one).
+    Under torchrun "cuda" means GPU `local_rank`. ConfigError for a name torch does not know or a
+    GPU this machine does not have, before anything is moved there."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {name!r} (choose from: cpu, cuda, cuda:N, auto)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"device {name!r}: this machine has {count} CUDA GPU(s) that torch can use")
+    elif device.type not in ("cpu", "mps"):
+        raise ConfigError(f"unknown device {name!r} (choose from: cpu, cuda, cuda:N, auto)")
+    return device

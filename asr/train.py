@@ -9,6 +9,7 @@
       curves.png      loss, lr and dev WER/CER against step, redrawn at each evaluation
       tensorboard/    the same scalars for TensorBoard, when `tensorboard` is installed
       rir_bank.npz    room impulse responses for reverberation (augment.reverb_prob > 0), rendered once
+      run.lock        the process id of the run using the folder: a second run into it is refused (asr.lock)
 
 Every `log_every` steps a line goes to metrics.jsonl with the means over those steps
 (loss per character, gradient norm) and the audio seconds trained per second of wall
@@ -58,17 +59,19 @@ from asr.checkpointer import Checkpointer, TrainState, load_initial_weights
 from asr.config import ConfigError, to_dict
 from asr.configs import RunConfig, TrainConfig
 from asr.data.augment import ensure_rir_bank, join_groups
-from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals
+from asr.data.dataset import UtteranceDataset, collate, defer_stop_signals, loading
 from asr.data.manifest import Utterance, read_manifest, read_mix
 from asr.data.sampler import DurationBatchSampler
 from asr.decode import GreedyDecoder
 from asr.distributed import Distributed
+from asr.errors import AsrError
 from asr.evaluate import decode_utterances, score
 from asr.features import SpecAugmentConfig, spec_augment
+from asr.lock import FolderInUse, lock_folder
 from asr.metrics_logger import MetricsLogger
 from asr.model import CTCModel
 from asr.plot import plot_runs
-from asr.precision import Precision, pick_precision
+from asr.precision import Precision, pick_device, pick_precision
 from asr.text import CharTokenizer
 from asr.threads import set_threads
 
@@ -152,6 +155,34 @@ class StopRequest:
         return signalled > 0
 
 
+MAX_NON_FINITE_IN_A_ROW = 20  # float16's loss scale needs at most ~16 halvings to recover from 2**16
+
+
+class TrainingError(AsrError):
+    """Training cannot go on: too many steps in a row with a non-finite loss or gradient."""
+
+
+@dataclass
+class NonFiniteSteps:
+    """Steps skipped because their loss or gradient was NaN or infinite: in all, and in a row."""
+
+    total: int = 0
+    in_a_row: int = 0
+
+    def count(self, finite: bool, step: int, logger: MetricsLogger) -> None:
+        """Record one step; log a skipped one, and raise TrainingError after MAX_NON_FINITE_IN_A_ROW in a row."""
+        if finite:
+            self.in_a_row = 0
+            return
+        self.total += 1
+        self.in_a_row += 1
+        logger.log({"step": step, "skipped": "non-finite loss or gradient", "skipped_total": self.total})
+        logger.echo(f"step {step}: loss or gradient not finite, step skipped ({self.total} so far)")
+        if self.in_a_row >= MAX_NON_FINITE_IN_A_ROW:
+            raise TrainingError(f"{self.in_a_row} steps in a row (up to step {step}) had a non-finite loss or "
+                                "gradient; lower train.lr or check the data (last.pt holds the last good state)")
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """How `run` ended."""
@@ -167,8 +198,8 @@ def check_config(config: RunConfig) -> None:
     """ConfigError for a config no run can start from (the data is checked by `load_data`)."""
     if not config.train_manifest:
         raise ConfigError("no training manifest: set train_manifest in the YAML or pass --train-manifest")
-    if config.train.grad_accum < 1:
-        raise ConfigError(f"train.grad_accum must be at least 1, got {config.train.grad_accum}")
+    config.train.check()
+    config.model.check()
 
 
 def build_optimization(config: RunConfig, dist: Distributed, device: torch.device) -> Optimization:
@@ -223,7 +254,9 @@ def make_loader(config: RunConfig, data: TrainData, tokenizer: CharTokenizer,
 
 
 def optimizer_step(opt: Optimization, batches: list[dict], lr: float, config: RunConfig) -> tuple[float, float]:
-    """One update from this rank's `batches` (grad_accum of them). Returns (loss, gradient norm)."""
+    """One update from this rank's `batches` (grad_accum of them). Returns (loss, gradient norm).
+    A non-finite gradient norm (NaN or inf, from a NaN or inf loss) means the weights were left
+    as they were: the caller counts it (`NonFiniteSteps`)."""
     for group in opt.optimizer.param_groups:
         group["lr"] = lr
     opt.optimizer.zero_grad(set_to_none=True)
@@ -236,10 +269,13 @@ def optimizer_step(opt: Optimization, batches: list[dict], lr: float, config: Ru
             opt.scaler.scale(loss).backward()
         total += loss.item()
     opt.scaler.unscale_(opt.optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(opt.model.parameters(), config.train.grad_clip)
-    opt.scaler.step(opt.optimizer)  # skips the step if gradients are inf/NaN
-    opt.scaler.update()
-    return total, float(grad_norm)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(opt.model.parameters(), config.train.grad_clip))
+    # The gradients are all-reduced, so every rank sees the same norm and skips the same steps
+    # (a NaN loss on one rank makes the summed gradient NaN on all).
+    if math.isfinite(grad_norm):
+        opt.scaler.step(opt.optimizer)
+    opt.scaler.update()  # float16: a non-finite step lowers the loss scale; a no-op otherwise
+    return total, grad_norm
 
 
 @dataclass(frozen=True)
@@ -254,6 +290,7 @@ class TrainingRun:
     logger: MetricsLogger
     stop: StopRequest
     total_steps: int
+    non_finite: NonFiniteSteps = dataclasses.field(default_factory=NonFiniteSteps)
 
 
 def train_one_epoch(training: TrainingRun, opt: Optimization, data: TrainData, state: TrainState) -> bool:
@@ -263,20 +300,24 @@ def train_one_epoch(training: TrainingRun, opt: Optimization, data: TrainData, s
     opt.model.train()
     progress = tqdm(total=len(data.sampler) // cfg.grad_accum, desc=f"epoch {state.epoch}", dynamic_ncols=True,
                     disable=training.logger.plain or not training.dist.is_main)
-    with progress:
-        loader = make_loader(training.config, data, training.tokenizer, state.epoch)
-        for batches in _groups(loader, cfg.grad_accum):  # an incomplete last group is dropped
+    loader = make_loader(training.config, data, training.tokenizer, state.epoch)
+    with progress, loading(loader) as loaded:
+        for batches in _groups(loaded, cfg.grad_accum):  # an incomplete last group is dropped
             if cfg.max_steps and state.step >= cfg.max_steps:
                 return False
             lr = get_lr(state.step, cfg, training.total_steps)
             loss, grad_norm = optimizer_step(opt, batches, lr, training.config)
             state.step += 1
             state.batch_in_epoch += len(batches)
+            finite = math.isfinite(loss) and math.isfinite(grad_norm)
+            training.non_finite.count(finite, state.step, training.logger)
             frames = sum(b["feature_lengths"].sum().item() for b in batches)
-            training.logger.add_step(loss, grad_norm, frames * training.config.features.hop_ms / 1000)
+            if finite:  # a skipped step has its own metrics.jsonl line, and stays out of the means
+                training.logger.add_step(loss, grad_norm, frames * training.config.features.hop_ms / 1000)
             window = training.logger.window
             progress.update()
-            progress.set_postfix(loss=f"{window.loss / window.steps:.3f}", lr=f"{lr:.2e}")
+            if window.steps:
+                progress.set_postfix(loss=f"{window.loss / window.steps:.3f}", lr=f"{lr:.2e}")
             if state.step % cfg.log_every == 0:
                 training.logger.log_window(state.step, state.epoch, lr, training.dist, opt.device)
             if cfg.eval_every and state.step % cfg.eval_every == 0:
@@ -313,35 +354,54 @@ def validate(training: TrainingRun, opt: Optimization, dev: list[Utterance], sta
 
 def run(config: RunConfig, exp_dir: str | Path) -> TrainResult:
     """Train (or resume) the run in `exp_dir`: check everything, build the run's objects, train."""
+    if not str(exp_dir).strip():  # Path("") is the current folder
+        raise ConfigError("the experiment folder is empty ''; name one (--exp-dir)")
     exp_dir = Path(exp_dir)
     tokenizer = CharTokenizer()
     config = resolve(config, tokenizer)  # the caller's config is left as it is
     check_config(config)
     threads = set_threads(config.train.threads, "train.threads")
     dist = Distributed.from_env()
-    device = _pick_device(config.train.device, dist.local_rank)
+    device = pick_device(config.train.device, dist.local_rank)
     owns_process_group = dist.join(device)
     opt = build_optimization(config, dist, device)
     data = load_data(config, dist, exp_dir)
     total_steps = config.train.epochs * data.steps_per_epoch
     if config.train.max_steps:
         total_steps = min(total_steps, config.train.max_steps)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    training = TrainingRun(config, tokenizer, dist, Checkpointer(exp_dir, config, tokenizer, dist),
-               MetricsLogger(exp_dir, dist.is_main), StopRequest(), total_steps)
-    state = TrainState()
-    try:
-        with _stop_on_signals(training.stop, training.logger):
-            state = _start(training, opt)
-            training.logger.echo(f"model: {opt.model.num_parameters() / 1e6:.2f}M parameters, device {device}, "
-                             f"{opt.precision.name} ({opt.precision.reason}), {threads} thread(s), "
-                             f"{dist.world_size} process(es), {data.steps_per_epoch} steps/epoch")
-            _train(training, opt, data, state)
-    finally:
-        training.logger.close()
-        if owns_process_group:
-            dist.leave()
+    with _exp_dir_lock(exp_dir, dist):  # one run at a time in exp_dir
+        training = TrainingRun(config, tokenizer, dist, Checkpointer(exp_dir, config, tokenizer, dist),
+                               MetricsLogger(exp_dir, dist.is_main), StopRequest(), total_steps)
+        state = TrainState()
+        try:
+            with _stop_on_signals(training.stop, training.logger):
+                state = _start(training, opt)
+                training.logger.echo(f"model: {opt.model.num_parameters() / 1e6:.2f}M parameters, device {device}, "
+                                     f"{opt.precision.name} ({opt.precision.reason}), {threads} thread(s), "
+                                     f"{dist.world_size} process(es), {data.steps_per_epoch} steps/epoch")
+                _train(training, opt, data, state)
+        finally:
+            training.logger.close()
+            if owns_process_group:
+                dist.leave()
     return TrainResult(opt.model, state, data.steps_per_epoch, training.stop.signum, dist.is_main)
+
+
+@contextlib.contextmanager
+def _exp_dir_lock(exp_dir: Path, dist: Distributed):
+    """Rank 0 holds exp_dir's lock (asr.lock) for the run; every rank learns if it could not, and raises the same
+    FolderInUse, so that no rank waits in a collective for one that left."""
+    with contextlib.ExitStack() as stack:
+        refusal = ""
+        if dist.is_main:
+            try:
+                stack.enter_context(lock_folder(exp_dir))
+            except FolderInUse as err:
+                refusal = str(err)
+        refusal = dist.gather(refusal)[0]
+        if refusal:
+            raise FolderInUse(refusal)
+        yield
 
 
 def _start(training: TrainingRun, opt: Optimization) -> TrainState:
@@ -406,12 +466,6 @@ def _stop_on_signals(stop: StopRequest, logger: MetricsLogger):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
 
 
 def _groups(batches, size: int):

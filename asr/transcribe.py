@@ -336,8 +336,10 @@ def transcribe(loaded: LoadedModel, audio: str | os.PathLike | np.ndarray, decod
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path]]:
     """(audio files, folders without any): files as given, folders replaced by the audio files
-    under them (sorted). No path twice."""
+    under them (sorted). No file twice, however it is named (`a.wav`, `./a.wav`, its absolute path)."""
     paths, empty = [], []
+    if any(not name.strip() for name in inputs):
+        raise AudioError("''", "an empty name is no file or folder (to transcribe the current folder, say .)")
     for item in map(Path, inputs):
         if item.is_dir():
             found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
@@ -346,7 +348,16 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path]]:
                 empty.append(item)
         else:
             paths.append(item)
-    return list(dict.fromkeys(paths)), empty
+    unique: dict[Path, Path] = {}
+    for path in paths:
+        unique.setdefault(absolute(path), path)  # the first name given is kept
+    return list(unique.values()), empty
+
+
+def absolute(path: str | Path) -> Path:
+    """`path` made absolute and normalized (`./sub/../sub/a.wav` -> `/cwd/sub/a.wav`): how inputs are told
+    apart. Symbolic links are not followed: two links are two inputs, as their output names are."""
+    return Path(os.path.abspath(path))
 
 
 def output_names(paths: list[Path], inputs: list[str]) -> dict[Path, Path]:
@@ -367,27 +378,48 @@ def output_names(paths: list[Path], inputs: list[str]) -> dict[Path, Path]:
     return names
 
 
-def finished_files(output: str | Path, fmt: str) -> set[str]:
-    """The files an earlier run already wrote to `output` (txt or jsonl lines).
+def finished_files(output: str | Path, fmt: str) -> set[Path]:
+    """The files an earlier run already wrote to `output` (txt or jsonl lines), as `absolute` paths.
 
-    A last line without its newline (a crash mid-write) is cut off the file, so that
-    file is done again.
+    The file is read and every line checked before anything changes: a file that is not a
+    transcript of `fmt` (a wrong --output) is refused untouched. Only then is a last line
+    without its newline (a crash mid-write) cut off, so that file is done again.
     """
     output = Path(output)
     if not output.exists():
         return set()
-    data = output.read_bytes()
+    if output.is_dir():
+        raise OutputError(f"{output}: is a folder; --output takes a file (or use --output-dir)")
+    try:
+        data = output.read_bytes()
+    except OSError as err:
+        raise OutputError(f"{output}: cannot read it to resume ({err.strerror})") from None
     complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) < len(data):
-        with open(output, "r+b") as f:
-            f.truncate(len(complete))
+    torn = data[len(complete):]
+    try:
+        text = complete.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OutputError(f"{output}: not UTF-8 text, so not a {fmt} transcript file; is --output right?") from None
     done = set()
-    for line_no, line in enumerate(complete.decode("utf-8", errors="replace").splitlines(), 1):
+    for line_no, line in enumerate(text.splitlines(), 1):
         try:
             done.add(str(json.loads(line)["file"]) if fmt == "jsonl" else line[: line.index("\t")])
         except (ValueError, KeyError, TypeError):
             raise OutputError(f"{output}:{line_no}: not a {fmt} transcript line; is --format right?") from None
-    return done
+    if torn and not _starts_a_line(torn, fmt):
+        raise OutputError(f"{output}: its last line is not a {fmt} transcript line; is --output right?")
+    if torn:
+        with open(output, "r+b") as f:
+            f.truncate(len(complete))
+    return {absolute(p) for p in done}
+
+
+def _starts_a_line(torn: bytes, fmt: str) -> bool:
+    """Whether `torn` can be a line of ours cut short by a crash: jsonl `{"file": ...`, txt `path<TAB>...`
+    (a tab is the evidence: a line without one is someone else's text)."""
+    if fmt == "jsonl":
+        return torn.startswith(b'{"file": ')
+    return b"\t" in torn and b"\0" not in torn
 
 
 def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, formats: tuple[str, ...] = ("txt",),
@@ -452,9 +484,11 @@ def transcribe_many(loaded: LoadedModel, paths: list[Path], decoder: Decoder, fo
 
 def _open_output(output: Path, fmt: str, resume: bool, paths: list[Path]) -> tuple[int, list[Path]]:
     """Open `output` for appending; returns its descriptor and the paths still to do."""
+    if output.is_dir():
+        raise OutputError(f"{output}: is a folder; --output takes a file (or use --output-dir)")
     if resume:
         done = finished_files(output, fmt)
-        paths = [p for p in paths if str(p) not in done]
+        paths = [p for p in paths if absolute(p) not in done]
         if done:
             print(f"resuming: {len(done)} file(s) already in {output}, {len(paths)} to go", file=sys.stderr)
     elif output.exists() and output.stat().st_size:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -141,7 +142,8 @@ def test_audio_error_from_a_dataloader_worker_stays_an_audio_error(tmp_path):
         wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
     with pytest.raises(AudioError) as info:
         wrapped.reraise()
-    assert str(info.value) == f"{bad}: not a readable audio file (Format not recognised.)"
+    assert str(info.value) == (f"{bad}: not a readable audio file (unknown or corrupt format; "
+                               "expected one of wav, flac, ogg, opus, mp3)")
     assert info.value.path == str(bad)
 
 
@@ -222,3 +224,22 @@ def test_offset_past_the_end_is_an_error(tmp_path):
     path = _write_tone(tmp_path / "short.wav", seconds=1.0)
     with pytest.raises(AudioError, match="no audio samples at offset"):
         load_audio(path, offset=2.0)
+
+
+def test_unusable_paths_are_named_for_what_they_are(tmp_path):
+    """Not libsndfile's words ("possibly a pipe?", "System error.") or "file not found" for a link loop."""
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    broken = tmp_path / "broken.wav"
+    broken.symlink_to(tmp_path / "gone.wav")
+    noise = tmp_path / "noise.mp3"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    cases = {loop: "symbolic link loop", broken: "broken symbolic link", noise: "unknown or corrupt format"}
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.wav"
+        locked.write_bytes(b"RIFF")
+        locked.chmod(0)
+        cases[locked] = "permission denied"
+    for path, words in cases.items():
+        with pytest.raises(AudioError, match=words):
+            load_audio(path)

@@ -140,3 +140,24 @@ def test_bad_checkpoint_files_raise_checkpoint_error(tmp_path, model, case):
     assert "\n" not in str(info.value)
     with pytest.raises(CheckpointError):
         read_checkpoint(path)
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, monkeypatch):
+    import errno
+
+    import asr.checkpoint
+    from asr.atomic import WriteError
+    from asr.checkpoint import save_atomic
+
+    path = tmp_path / "last.pt"
+    save_atomic({"step": 1}, path)
+    real_save = torch.save
+
+    def disk_full(obj, f):
+        real_save(obj, f)  # a partial temp file, as a full disk leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(asr.checkpoint.torch, "save", disk_full)
+    with pytest.raises(WriteError, match="No space left on device.*the previous last.pt is kept"):
+        save_atomic({"step": 2}, path)
+    assert torch.load(path)["step"] == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

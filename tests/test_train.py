@@ -357,3 +357,81 @@ def test_resume_keeps_exactly_one_line_per_logged_step_and_evaluation(speech_man
     steps = [r["step"] for r in _metrics(tmp_path / "crashed") if "loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in _metrics(tmp_path / "crashed") if "dev_wer" in r] == [3, 6]
+
+
+def _lock_holder(exp_dir: Path) -> subprocess.Popen:
+    """Another process holding exp_dir's lock as asr.lock does (flock on run.lock, its pid inside) until its stdin
+    closes; it says "locked" first."""
+    exp_dir.mkdir()
+    code = ("import fcntl, os, sys\n"
+            f"f = open({str(exp_dir / 'run.lock')!r}, 'w'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.write(f'{os.getpid()}\\n')\n"
+            "f.flush(); print('locked', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_a_second_run_into_a_busy_exp_dir_is_refused_naming_the_first(speech_manifest, tmp_path, capsys):
+    exp_dir = tmp_path / "exp"
+    args = ["train", "--exp-dir", str(exp_dir), "--train-manifest", str(speech_manifest), "--model.hidden-size", "8",
+            "--model.num-layers", "1", "--train.epochs", "1", "--train.num-workers", "0", "--train.device", "cpu"]
+    holder = _lock_holder(exp_dir)
+    try:
+        assert main(args) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert f"in use by another run (process {holder.pid})" in err
+    assert not (exp_dir / "metrics.jsonl").exists() and not (exp_dir / "last.pt").exists()
+    # The holder is gone, its pid still in the lock file: the lock is taken over.
+    assert (exp_dir / "run.lock").read_text() == f"{holder.pid}\n"
+    assert main(args) == 0
+    assert (exp_dir / "last.pt").exists() and (exp_dir / "run.lock").read_text() != f"{holder.pid}\n"
+
+
+def _nan_on_steps(monkeypatch, steps: set[int] | None) -> None:
+    """Make compute_loss return NaN on the given 1-based calls (None: on every call)."""
+    import asr.train
+
+    real, calls = asr.train.compute_loss, []
+
+    def compute_loss(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * math.nan if steps is None or len(calls) in steps else loss
+
+    monkeypatch.setattr(asr.train, "compute_loss", compute_loss)
+
+
+def _nan_config(manifest: Path, epochs: int) -> RunConfig:
+    return RunConfig(train_manifest=str(manifest), model=ModelConfig(hidden_size=8, num_layers=1),
+                     train=TrainConfig(epochs=epochs, max_batch_seconds=4.0, warmup_steps=1, log_every=1,
+                                       num_workers=0, device="cpu"))
+
+
+def test_a_non_finite_step_is_skipped_counted_and_leaves_the_weights_finite(speech_manifest, tmp_path, monkeypatch):
+    _nan_on_steps(monkeypatch, {2, 3})
+    result = run(_nan_config(speech_manifest, 2), tmp_path / "exp")
+    skipped = [r for r in _metrics(tmp_path / "exp") if "skipped" in r]
+    assert [(r["step"], r["skipped_total"]) for r in skipped] == [(2, 1), (3, 2)]
+    assert all(math.isfinite(r["loss"]) for r in _metrics(tmp_path / "exp") if "loss" in r)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    weights = read_checkpoint(tmp_path / "exp" / "last.pt")["model_state_dict"]
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_too_many_non_finite_steps_in_a_row_stop_with_one_error_line(speech_manifest, tmp_path, monkeypatch,
+                                                                      capsys):
+    import asr.train
+
+    monkeypatch.setattr(asr.train, "MAX_NON_FINITE_IN_A_ROW", 3)
+    _nan_on_steps(monkeypatch, None)
+    args = ["train", "--exp-dir", str(tmp_path / "exp"), "--train-manifest", str(speech_manifest),
+            "--model.hidden-size", "8", "--model.num-layers", "1", "--train.num-workers", "0",
+            "--train.device", "cpu", "--train.max-batch-seconds", "4", "--train.epochs", "5"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: 3 steps in a row (up to step 3)") and len(err.splitlines()) == 1

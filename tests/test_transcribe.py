@@ -363,6 +363,36 @@ def test_output_is_refused_rather_than_overwritten(tiny_checkpoint, speech_dir, 
     assert "--resume needs --output" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fmt", ["txt", "jsonl"])
+@pytest.mark.parametrize("content", [b"my notes\nthe last line, no newline", b"RIFF\x00\x01binary\n\xff\xfe tail",
+                                     b"a\tb\nno tab on this torn line"])
+def test_resume_on_a_file_that_is_not_a_transcript_changes_nothing(tiny_checkpoint, speech_dir, tmp_path, capsys,
+                                                                    fmt, content):
+    out = tmp_path / f"notes.{fmt}"
+    out.write_bytes(content)
+    args = ["transcribe", str(speech_dir), "--model", str(tiny_checkpoint), "--format", fmt, "--output", str(out),
+            "--resume"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(out) in err and len(err.splitlines()) == 1
+    assert out.read_bytes() == content
+
+
+def test_resume_matches_inputs_by_resolved_path(tiny_checkpoint, speech_dir, tmp_path, monkeypatch, capsys):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for wav in sorted(speech_dir.glob("*.wav"))[:2]:
+        (sub / wav.name).symlink_to(wav)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.txt"
+    first = sorted(f"sub/{p.name}" for p in sub.iterdir())
+    common = ["--model", str(tiny_checkpoint), "--output", str(out), "--resume"]
+    for inputs in (first, [str(tmp_path / f) for f in first], ["./sub"], ["sub", "./sub/../sub", first[0]]):
+        assert main(["transcribe", *inputs, *common]) == 0
+    assert len(out.read_text().splitlines()) == 2
+    assert "2 file(s) already in" in capsys.readouterr().err
+
+
 def test_without_output_each_file_is_printed_in_order(tiny_checkpoint, speech_dir, capsys):
     assert main(["transcribe", str(speech_dir), "--model", str(tiny_checkpoint), "--format", "jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

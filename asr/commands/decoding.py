@@ -21,7 +21,7 @@ def add_commands(sub) -> None:
     p = add_command(sub, "evaluate", "decode a manifest and report WER/CER")
     p.add_argument("--model", required=True, help="checkpoint file")
     p.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
-    p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: MODEL's folder/decode)")
+    p.add_argument("--out-dir", help="where recogs-*/wer-summary-* go (default: decode-MODEL beside the manifest)")
     p.add_argument("--report", metavar="FILE.html", help="also write one self-contained HTML page: tables, "
                                                           "confusions, the worst utterances with audio and pictures")
     p.add_argument("--report-utterances", type=int, default=20, metavar="N", help="worst utterances the page shows")
@@ -86,7 +86,8 @@ def cmd_evaluate(args) -> int:
     name = Path(args.manifest).name.removesuffix(".jsonl")
     options = decoding_options(args, loaded)
     decoder = make_decoder(options, loaded.tokenizer)
-    out_dir = args.out_dir or str(Path(args.model).parent / "decode")
+    # Beside the manifest, never beside the model: the bundled model lives inside the installed package.
+    out_dir = args.out_dir or str(Path(args.manifest).parent / f"decode-{Path(args.model).stem}")
     report_options = dict(report=args.report, report_utterances=args.report_utterances, decoding=describe(options))
     if ranks.enabled:
         summary = evaluate_sharded(loaded, utterances, decoder, out_dir, name, ranks, device=device,
@@ -96,10 +97,13 @@ def cmd_evaluate(args) -> int:
     else:
         summary = evaluate(loaded, utterances, decoder, out_dir, name, device=device, num_workers=args.jobs,
                            **report_options)
+    for error in summary["skipped"]:
+        say(f"error: {error}")
     report = f"; report {args.report}" if args.report else ""
+    skipped = f", {len(summary['skipped'])} skipped (unreadable audio, above)" if summary["skipped"] else ""
     print(f"{name}: WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  ({summary['utterances']} utterances, "
-          f"{summary['words']} words); details in {out_dir}{report}")
-    return 0
+          f"{summary['words']} words{skipped}); details in {out_dir}{report}")
+    return 1 if summary["skipped"] else 0
 
 
 def cmd_explain(args) -> int:

@@ -55,6 +55,8 @@ def cmd_serve(args) -> int:
 def cmd_export(args) -> int:
     from asr.pretrained import PRETRAINED_DIR, export_model
 
+    if args.out_dir is not None and not args.out_dir.strip():  # '' must not mean the bundled model's folder
+        raise ConfigError("--out-dir is empty; leave it out to replace the bundled model")
     pairs = [item.partition("=") for item in args.decoding]
     bad = [key for key, sep, _ in pairs if not sep]
     if bad:

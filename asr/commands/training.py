@@ -20,8 +20,8 @@ def add_commands(sub) -> None:
     p = add_command(sub, "average", "average the weights of the last N or best N epoch checkpoints")
     p.add_argument("--exp-dir", required=True, help="training folder (trained with --train.keep-last K)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--last", type=int, default=0, metavar="N", help="the N newest epoch-*.pt")
-    which.add_argument("--best", type=int, default=0, metavar="N", help="the N with the lowest dev WER")
+    which.add_argument("--last", type=int, metavar="N", help="the N newest epoch-*.pt")
+    which.add_argument("--best", type=int, metavar="N", help="the N with the lowest dev WER")
     p.add_argument("--out", help="output checkpoint (default: EXP/avg-last-N.pt or EXP/avg-best-N.pt)")
     p.set_defaults(func=cmd_average)
 

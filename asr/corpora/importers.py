@@ -78,7 +78,7 @@ def import_folder(root: str | os.PathLike, jobs: int | None = None) -> list[Utte
     for audio in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS):
         transcript = audio.with_suffix(".txt")
         if transcript.is_file():
-            text = transcript.read_text(encoding="utf-8").strip()
+            text = _read_text(transcript).strip()
             utt = str(audio.relative_to(root).with_suffix("")).replace(os.sep, "-")
             if utt in sources:
                 raise ManifestError(f"{audio}: same utterance id {utt!r} as {sources[utt]}; rename one of them")
@@ -89,6 +89,16 @@ def import_folder(root: str | os.PathLike, jobs: int | None = None) -> list[Utte
     return _with_durations(items, jobs)
 
 
+def _read_text(path: Path) -> str:
+    """A transcript or table file's text; ManifestError, naming the line, if it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_no = data[: err.start].count(b"\n") + 1
+        raise ManifestError(f"{path}:{line_no}: not UTF-8 text (byte {data[err.start]:#04x})") from None
+
+
 def _read_table(path: Path) -> dict[str, str]:
     """Kaldi-style `key<whitespace>value` lines."""
     return {key: value for _, key, value in _table_lines(path)}
@@ -96,15 +106,14 @@ def _read_table(path: Path) -> dict[str, str]:
 
 def _table_lines(path: Path) -> Iterator[tuple[int, str, str]]:
     """(line number, key, value) of each non-blank `key<whitespace>value` line."""
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            key, _, value = line.partition(" ") if "\t" not in line else line.partition("\t")
-            if not value.strip():
-                raise ManifestError(f"{path}:{line_no}: expected '<id> <value>'")
-            yield line_no, key, value.strip()
+    for line_no, line in enumerate(_read_text(path).split("\n"), 1):
+        line = line.strip()
+        if not line:
+            continue
+        key, _, value = line.partition(" ") if "\t" not in line else line.partition("\t")
+        if not value.strip():
+            raise ManifestError(f"{path}:{line_no}: expected '<id> <value>'")
+        yield line_no, key, value.strip()
 
 
 def _read_segments(path: Path, recordings: dict[str, str]) -> dict[str, tuple[str, float, float | None]]:

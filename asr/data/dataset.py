@@ -22,13 +22,15 @@ with spaces.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.audio import SAMPLE_RATE, AudioError, load_audio, resample
 from asr.data.augment import JOIN, AugmentConfig, Augmenter, join
 from asr.data.manifest import Utterance
 from asr.features import FeatureConfig, LogMel
@@ -40,8 +42,9 @@ class UtteranceDataset(torch.utils.data.Dataset):
 
     def __init__(self, utterances: list[Utterance], features: FeatureConfig, tokenizer: CharTokenizer,
                  speeds: tuple[float, ...] = (1.0,), seed: int = 0, epoch: int = 0,
-                 augment: AugmentConfig | None = None, rir_bank: str | None = None):
+                 augment: AugmentConfig | None = None, rir_bank: str | None = None, skip_unreadable: bool = False):
         self.utterances = utterances
+        self.skip_unreadable = skip_unreadable  # an unreadable file's item is (id, None, error): see collate_readable
         self.logmel = LogMel(features)
         self.tokenizer = tokenizer
         self.speeds = tuple(speeds)
@@ -56,6 +59,14 @@ class UtteranceDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int | tuple[int, ...]):
         group = tuple(index) if isinstance(index, (tuple, list)) else (index,)
+        try:
+            return self._item(group)
+        except AudioError as err:
+            if not self.skip_unreadable:
+                raise
+            return "+".join(self.utterances[i].id for i in group), None, str(err)
+
+    def _item(self, group: tuple[int, ...]):
         pieces = [self._perturbed(i) for i in group]
         if len(pieces) == 1:
             audio = pieces[0]  # (samples,)
@@ -97,6 +108,21 @@ def defer_stop_signals(_worker_id: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: signal.alarm(WORKER_STOP_GRACE))
 
 
+@contextlib.contextmanager
+def loading(loader: torch.utils.data.DataLoader) -> Iterator[Iterator[dict]]:
+    """`with loading(loader) as batches:` iterate `loader`, whose workers are shut down the moment
+    the block ends, by an error too. Without it an error (a missing audio file) keeps the loader's
+    iterator alive in its traceback until the interpreter exits, which then stops the workers with
+    SIGTERM, which `defer_stop_signals` defers: the `error:` line came WORKER_STOP_GRACE s early."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        shutdown = getattr(iterator, "_shutdown_workers", None)  # worker processes only (num_workers > 0)
+        if shutdown is not None:
+            shutdown()
+
+
 def collate(items) -> dict:
     """Pad a list of dataset items into the batch dict described in the module docstring."""
     ids, feats, tokens = zip(*items)
@@ -107,3 +133,11 @@ def collate(items) -> dict:
         "target_lengths": torch.tensor([t.shape[0] for t in tokens]),
         "ids": list(ids),
     }
+
+
+def collate_readable(items) -> tuple[dict | None, list[str]]:
+    """`collate` of the items whose audio could be read (None if none could), and the errors of the
+    others: the collate_fn of a dataset with `skip_unreadable` (evaluation: score what can be scored)."""
+    errors = [error for _, feats, error in items if feats is None]
+    readable = [item for item in items if item[1] is not None]
+    return (collate(readable) if readable else None), errors

@@ -20,6 +20,7 @@ training dataset, each copy draws its own augmentation).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -52,44 +53,58 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
         raise ManifestError(f"{path}: manifest not found")
     root = path.parent
     utterances, first_line = [], {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ManifestError(f"{path}:{line_no}: expected a JSON object")
-            missing = [k for k in _REQUIRED if k not in row]
-            if missing:
-                raise ManifestError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}")
-            try:
-                duration, offset = float(row["duration"]), float(row.get("offset", 0.0))
-            except (TypeError, ValueError):
-                raise ManifestError(f"{path}:{line_no}: duration/offset must be numbers") from None
-            if duration <= 0 or offset < 0:
-                raise ManifestError(f"{path}:{line_no}: duration must be > 0 and offset >= 0")
-            utt_id = str(row["id"])
-            if utt_id in first_line:
-                raise ManifestError(f"{path}:{line_no}: duplicate utterance id {utt_id!r} (first on line "
-                                    f"{first_line[utt_id]})")
-            first_line[utt_id] = line_no
-            audio = Path(str(row["audio_path"]))
-            utterances.append(
-                Utterance(
-                    id=utt_id,
-                    audio_path=str(audio if audio.is_absolute() else root / audio),
-                    duration=duration,
-                    text=str(row["text"]),
-                    speaker=str(row["speaker"]),
-                    offset=offset,
-                )
+    for line_no, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise ManifestError(f"{path}:{line_no}: expected a JSON object")
+        missing = [k for k in _REQUIRED if k not in row]
+        if missing:
+            raise ManifestError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}")
+        try:
+            duration, offset = float(row["duration"]), float(row.get("offset", 0.0))
+        except (TypeError, ValueError):
+            raise ManifestError(f"{path}:{line_no}: duration/offset must be numbers") from None
+        if not (0 < duration < math.inf and 0 <= offset < math.inf):  # NaN fails both
+            raise ManifestError(f"{path}:{line_no}: duration must be > 0 and offset >= 0 (finite numbers), got "
+                                f"{row['duration']!r} and {row.get('offset', 0.0)!r}")
+        utt_id = str(row["id"])
+        if utt_id in first_line:
+            raise ManifestError(f"{path}:{line_no}: duplicate utterance id {utt_id!r} (first on line "
+                                f"{first_line[utt_id]})")
+        first_line[utt_id] = line_no
+        audio = Path(str(row["audio_path"]))
+        utterances.append(
+            Utterance(
+                id=utt_id,
+                audio_path=str(audio if audio.is_absolute() else root / audio),
+                duration=duration,
+                text=str(row["text"]),
+                speaker=str(row["speaker"]),
+                offset=offset,
             )
+        )
     if not utterances:
         raise ManifestError(f"{path}: manifest is empty")
     return utterances
+
+
+def _lines(path: Path) -> list[str]:
+    """The manifest's lines; ManifestError, naming the line, if it is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read the manifest ({err.strerror})") from None
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        line_no = data[: err.start].count(b"\n") + 1
+        raise ManifestError(f"{path}:{line_no}: not UTF-8 text (byte {data[err.start]:#04x}); "
+                            "manifests are UTF-8 JSON lines") from None
 
 
 def read_mix(spec: str) -> list[Utterance]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from asr.atomic import atomic_path
+from asr.atomic import atomic_path, make_folder
 from asr.checkpoint import CheckpointError, read_checkpoint, save_atomic
 from asr.config import merge
 from asr.decode import DecodingOptions
@@ -74,7 +74,7 @@ def export_model(checkpoint: str | os.PathLike, dest_dir: str | os.PathLike = PR
     if package > MAX_PACKAGE_BYTES:
         raise CheckpointError(f"{checkpoint}: model + LM + lexicon would be {package / 1e6:.1f} MB, "
                               f"over the {MAX_PACKAGE_BYTES / 1e6:.0f} MB limit for the bundled model")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(dest_dir)
     for src in files.values():
         with atomic_path(dest_dir / src.name) as tmp:
             shutil.copyfile(src, tmp)

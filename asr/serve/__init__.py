@@ -25,6 +25,7 @@ when they are missing.
 
 from __future__ import annotations
 
+import math
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,7 @@ class ServeConfig:
                              "must be at least 1")
         if self.max_adapt_upload_mb <= 0 or self.max_adapt_minutes <= 0 or self.max_adapt_prompts < 1:
             raise ServeError("--max-adapt-upload-mb, --max-adapt-minutes and --max-adapt-prompts must be positive")
-        if self.max_upload_mb <= 0 or not 0 < self.min_audio_seconds < self.max_audio_seconds:
+        if not (0 < self.max_upload_mb < math.inf and 0 < self.min_audio_seconds < self.max_audio_seconds < math.inf):
             raise ServeError("--max-upload-mb must be positive and --max-audio-seconds above --min-audio-seconds")
 
     @property
@@ -94,6 +95,8 @@ def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
     than by uvicorn, so that the printed URL carries the real port and can be used at once:
     connections wait in the backlog until the app has started.
     """
+    if not 0 <= port <= 65535:
+        raise ServeError(f"--port must be 0..65535 (0: any free one), got {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
