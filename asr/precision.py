@@ -83,10 +83,7 @@ def pick_precision(setting: str, device: torch.device, flag: str = "train.precis
         return Precision(setting, device.type, f"set by {flag}")
     if device.type == "cuda":
         return Precision("float16", "cuda", "CUDA device")
-    flags = cpu_bf16_flags()
-    if flags:
-        return Precision("bfloat16", device.type, f"the CPU has {', '.join(flags)}")
-    return Precision("float32", device.type, "the CPU has no BF16 instructions (amx_bf16, avx512_bf16)")
+    return _bfloat16_if_the_cpu_has_it(device)
 
 
 def pick_inference_precision(setting: str, device: torch.device | str = "cpu",
@@ -100,10 +97,17 @@ def pick_inference_precision(setting: str, device: torch.device | str = "cpu",
         raise ConfigError(f"{flag} int8 runs on the CPU only (dynamic quantization); got device {device}")
     if setting != "auto":
         return Precision(setting, device.type, f"set by {flag}")
+    return _bfloat16_if_the_cpu_has_it(device)
+
+
+def _bfloat16_if_the_cpu_has_it(device: torch.device) -> Precision:
+    """What "auto" means off CUDA, for training and inference alike: bfloat16 on a CPU with BF16
+    instructions, float32 elsewhere (emulated bfloat16 would be slower than float32)."""
     flags = cpu_bf16_flags() if device.type == "cpu" else ()
     if flags:
         return Precision("bfloat16", device.type, f"the CPU has {', '.join(flags)}")
-    return Precision("float32", device.type, "no BF16 instructions" if device.type == "cpu" else "not a CPU")
+    reason = "the CPU has no BF16 instructions (amx_bf16, avx512_bf16)" if device.type == "cpu" else "not a CPU"
+    return Precision("float32", device.type, reason)
 
 
 def pick_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
