@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The size race at equal CPU time: conf/race_{stack,conv,wide,continue}.yaml train on the same data with the
-# same augmentation, two at a time (1 thread each), each until its run has used MINUTES of CPU time (cpu_s in
-# its metrics.jsonl: the trainer and its data-loading worker), when it gets SIGINT (it saves last.pt and stops;
-# rerunning this script continues unfinished contenders). Then one table: dev_report greedy CER at equal CPU
-# minutes. The `continue` contender starts from the bundled model's weights, which cost 6 CPU-hours before the
+# The size race at equal CPU time: conf/race_{continue,stack,conv,wide}.yaml train on the same data with the
+# same augmentation (the synthetic part frozen to the first 8,500 stage-1 utterances, data/race_synth.jsonl,
+# so that a render still running does not give later contenders more), two at a time (1 thread each), each
+# until its run has used MINUTES of CPU time (cpu_s in its metrics.jsonl: the trainer and its data-loading
+# worker), when it gets SIGINT (it saves last.pt and stops; rerunning this script continues unfinished
+# contenders). Then one table: dev_report greedy CER at equal CPU minutes. The `continue` contender starts from the bundled model's weights, which cost 6 CPU-hours before the
 # race (train.log of the bundled run: 1 h 38 min + 4 h 23 min on one core); the table says so.
 # Run from recipes/speechocean762 after stage 1:   local/race.sh [MINUTES (default 90)]
 set -euo pipefail
 minutes=${1:-90}
 asr=${ASR:-asr}
-contenders=(stack conv wide continue)
+contenders=(continue stack conv wide)
+race_synth=8500  # synthetic utterances every contender trains on
 
 cpu_used() {  # CPU seconds of the newest logged window of exp/race-$1, 0 before the first
   python3 -c "import json,sys; lines=[json.loads(l) for l in open(sys.argv[1]) if '\"cpu_s\"' in l]; \
@@ -29,6 +31,12 @@ train_until_budget() {  # train contender $1 until it has used $minutes of CPU t
 }
 
 mkdir -p exp
+if [ ! -s data/race_synth.jsonl ]; then
+  if [ "$(wc -l < data/synth.jsonl)" -lt $race_synth ]; then
+    echo "error: data/synth.jsonl has fewer than $race_synth utterances; run stage 1 further first" >&2; exit 1
+  fi
+  head -n $race_synth data/synth.jsonl > data/race_synth.jsonl.tmp && mv data/race_synth.jsonl.tmp data/race_synth.jsonl
+fi
 for ((i = 0; i < ${#contenders[@]}; i += 2)); do
   train_until_budget ${contenders[i]} &
   train_until_budget ${contenders[i + 1]} &
