@@ -4,8 +4,9 @@
 # so that a render still running does not give later contenders more), two at a time (1 thread each), each
 # until its run has used MINUTES of CPU time (cpu_s in its metrics.jsonl: the trainer and its data-loading
 # worker), when it gets SIGINT (it saves last.pt and stops; rerunning this script continues unfinished
-# contenders). Then one table: dev_report greedy CER at equal CPU minutes. The `continue` contender starts from the bundled model's weights, which cost 6 CPU-hours before the
-# race (train.log of the bundled run: 1 h 38 min + 4 h 23 min on one core); the table says so.
+# contenders). Then one table: dev_report greedy CER at equal CPU minutes. The `continue` contender starts from
+# the bundled model's weights, which cost 6 CPU-hours before the race (train.log of the bundled run: 1 h 38 min
+# + 4 h 23 min on one core); the table says so.
 # Run from recipes/speechocean762 after stage 1:   local/race.sh [MINUTES (default 90)]
 set -euo pipefail
 minutes=${1:-90}
