@@ -19,16 +19,21 @@ cpu_used() {  # CPU seconds of the newest logged window of exp/race-$1, 0 before
 print(int(lines[-1]['cpu_s']) if lines else 0)" exp/race-$1/metrics.jsonl 2>/dev/null || echo 0
 }
 
-train_until_budget() {  # train contender $1 until it has used $minutes of CPU time
-  local name=$1
-  [ "$(cpu_used $name)" -ge $((minutes * 60)) ] && return 0
-  $asr train --config conf/race_$name.yaml --exp-dir exp/race-$name >> exp/race-$name.log 2>&1 &
-  local pid=$!
-  while kill -0 $pid 2>/dev/null; do
-    sleep 30
-    if [ "$(cpu_used $name)" -ge $((minutes * 60)) ]; then kill -INT $pid; fi
+train_until_budget() {  # train contender $1 until it has used $minutes of CPU time; a run that dies before
+  local name=$1 tries=0  # (a crash) is resumed from its last.pt, up to 5 times
+  while [ "$(cpu_used $name)" -lt $((minutes * 60)) ]; do
+    if [ $((tries += 1)) -gt 5 ]; then
+      echo "error: contender $name failed 5 times; see exp/race-$name.log" >&2
+      return 1
+    fi
+    $asr train --config conf/race_$name.yaml --exp-dir exp/race-$name >> exp/race-$name.log 2>&1 &
+    local pid=$!
+    while kill -0 $pid 2>/dev/null; do
+      sleep 30
+      if [ "$(cpu_used $name)" -ge $((minutes * 60)) ]; then kill -INT $pid; fi
+    done
+    wait $pid || echo "contender $name: training exited with status $? at $(cpu_used $name) CPU-s" >&2
   done
-  wait $pid || true
 }
 
 mkdir -p exp
