@@ -13,14 +13,16 @@ The pipeline, one function a step, chained in this order by `iter_transcripts`:
   3. featurize each segment is read again (`Recording.read`) and gets its own per-utterance
                CMVN (`featurize`): the model sees it as it saw training utterances;
   4. batch     segments, of one recording or of several, go through the model `batch_segments`
-               at a time (`decode_segments`), or with `batch_seconds` (a GPU) sorted by length
+               at a time (`run_model`), or with `batch_seconds` (a GPU) sorted by length
                into batches of that many padded seconds (`_batches`) ...
-  5. decode    ... and each is decoded like an utterance, its words timed from the recording's
+  5. decode    ... and each is decoded like an utterance (`decode_outputs`, in a thread of its
+               own while the model runs the next batch), its words timed from the recording's
                start (`add_word_timings(offset=segment start)`);
   6. join      a recording's segments, in order, make its Hypothesis (`join_segments`).
-Steps 1-3 run in `jobs` threads ahead of the model, a few segments ahead, so memory stays
-flat however long the recording. Why cut at pauses, with what measured gain: docs/design.md
-(benchmarks/long_audio.py measures WER, speed and memory).
+Steps 1-3 run in `jobs` threads ahead of the model, each segment handed over as soon as the VAD
+has found it (the model starts on a long recording before its end is read), a bounded number of
+segments ahead, so memory stays flat however long the recording. Why cut at pauses, with what
+measured gain: docs/design.md (benchmarks/long_audio.py measures WER, speed and memory).
 
 Batch runs (`transcribe_many`, the CLI):
   * a progress bar over files and audio seconds (on a terminal), and one result per file,
@@ -41,6 +43,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import queue
 import sys
 import threading
 from collections import deque
@@ -98,11 +101,12 @@ class Recording:
 
 
 def plan_segments(recording: Recording, vad, options: SegmentOptions,
-                  vad_missing: VadUnavailable | None = None) -> list[tuple[float, float]]:
-    """Steps 1-2: the (start, end) seconds of the segments to decode. Without a VAD a recording
-    is one segment, if it is no longer than a segment may be."""
+                  vad_missing: VadUnavailable | None = None) -> Iterable[tuple[float, float]]:
+    """Steps 1-2: the (start, end) seconds of the segments to decode, each as soon as the VAD has
+    found it (an iterator). Without a VAD a recording is one segment, if it is no longer than a
+    segment may be."""
     if vad is not None:
-        return list(speech_segments(recording.blocks(), vad, options))
+        return speech_segments(recording.blocks(), vad, options)
     if recording.duration > options.max_segment_seconds:
         why = f"silero-vad is not installed ({VAD_INSTALL})" if vad_missing else "--vad none was given"
         raise AudioError(recording.path or "<waveform>",
@@ -127,13 +131,19 @@ def featurize(recording: Recording, span: tuple[float, float], logmel: LogMel) -
         return Segment(*span, logmel(audio))
 
 
-def decode_segments(loaded: LoadedModel, decoder: Decoder, segments: list[Segment]) -> list[Hypothesis]:
-    """Steps 4-5: one model call for a batch of segments; each Hypothesis's words carry recording times."""
+def run_model(loaded: LoadedModel, segments: list[Segment]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 4: one model call for a batch of segments: log-probs (batch, out_frames, vocab) and
+    their lengths (batch,)."""
     features = pad_sequence([s.features for s in segments], batch_first=True)  # (batch, frames, mels)
     lengths = torch.tensor([s.features.shape[0] for s in segments])  # (batch,)
     device = next(loaded.model.parameters(), torch.empty(0)).device  # an int8 model (CPU only) has no parameters
     with torch.inference_mode(), loaded.precision.autocast():
-        log_probs, out_lengths = loaded.model(features.to(device), lengths.to(device))  # (batch, out_frames, vocab)
+        return loaded.model(features.to(device), lengths.to(device))
+
+
+def decode_outputs(loaded: LoadedModel, decoder: Decoder, segments: list[Segment], log_probs: torch.Tensor,
+                   out_lengths: torch.Tensor) -> list[Hypothesis]:
+    """Step 5: each segment's Hypothesis from `run_model`'s outputs; its words carry recording times."""
     hyps = decoder.decode(log_probs, out_lengths)
     for hyp, segment, lp, n in zip(hyps, segments, log_probs, out_lengths.tolist()):
         add_word_timings(hyp, lp[:n], loaded.frame_seconds, loaded.tokenizer.space_id, offset=segment.start)
@@ -178,20 +188,10 @@ class _InFlight:
             self.reported = until
 
 
-def _ahead(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, ahead: int) -> Iterator[tuple[object, Future]]:
-    """(item, pool.submit(fn, item)) in order, with at most `ahead` submitted beyond the one being used."""
-    pending: deque = deque()
-    for item in items:
-        pending.append((item, pool.submit(fn, item)))
-        if len(pending) > ahead:
-            yield pending.popleft()
-    yield from pending
-
-
 class _VadOnDemand:
     """The VAD, loaded by the first recording long enough to be cut: a recording no longer than a
     segment may be is one segment and needs none, and loading onnxruntime and the silero session
-    would cost that short file's start-up 0.1-0.2 s. Thread-safe (recordings are planned in `jobs` threads)."""
+    would cost that short file's start-up 0.1-0.2 s. Thread-safe (recordings are read in `jobs` threads)."""
 
     def __init__(self, name: str):
         self.name = name
@@ -208,58 +208,108 @@ class _VadOnDemand:
             return self.loaded
 
 
-def _plan(recording: _InFlight, vads: _VadOnDemand, options: SegmentOptions
-          ) -> list[tuple[Recording, tuple[float, float]]]:
-    audio = Recording(recording.source)
-    recording.duration = audio.duration
+_END = object()  # a _SegmentStream's last item
+
+
+class _SegmentStream:
+    """One recording's segments, handed from the thread that reads it to the model's thread:
+    a bounded queue, so memory stays flat however long the recording. The reader stops early
+    when the model's side has gone (`stopped`: an error, or the caller stopped iterating)."""
+
+    def __init__(self, size: int):
+        self.queue: queue.Queue = queue.Queue(size)
+        self.stopped = threading.Event()
+
+    def put(self, item) -> bool:
+        """Hand over a Segment, an exception or _END; False once the model's side has gone."""
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def items(self) -> Iterator:
+        """What the reader hands over, up to _END: Segments, then maybe an exception."""
+        while (item := self.queue.get()) is not _END:
+            yield item
+
+
+def _spans(audio: Recording, vads: _VadOnDemand, options: SegmentOptions) -> Iterable[tuple[float, float]]:
+    """Steps 1-2: the segments' (start, end) seconds, found as the audio streams in."""
     if audio.duration <= options.max_segment_seconds:  # one segment, as `asr evaluate` decodes an utterance
-        return [(audio, (0.0, audio.duration))]
+        return [(0.0, audio.duration)]
     vad, vad_missing = vads.get()
-    return [(audio, span) for span in plan_segments(audio, vad, options, vad_missing)]
+    return plan_segments(audio, vad, options, vad_missing)
 
 
-def _planned(pool: ThreadPoolExecutor, recordings: Iterable[_InFlight], plan: Callable, ahead: int
-             ) -> Iterator[tuple[_InFlight, tuple | None]]:
-    """Steps 1-2, `ahead` recordings ahead: (recording, (Recording, span)) for each of its segments,
-    then (recording, None) at its end, also when it failed (recording.error then says why)."""
-    for recording, planned in _ahead(pool, plan, recordings, ahead):
-        try:
-            yield from ((recording, item) for item in planned.result())
-        except AudioError as err:
-            recording.error = err
+def _read(recording: _InFlight, stream: _SegmentStream, vads: _VadOnDemand, options: SegmentOptions,
+          logmel: LogMel) -> None:
+    """Steps 1-3 for one recording, in a pool thread: each segment featurized as soon as the VAD
+    has found it, so the model starts on a long recording before its end has been read."""
+    try:
+        audio = Recording(recording.source)
+        recording.duration = audio.duration
+        for span in _spans(audio, vads, options):
+            if not stream.put(featurize(audio, span, logmel)):
+                return
+    except Exception as err:  # an AudioError fails the recording; anything else is re-raised by _segments
+        stream.put(err)
+    finally:
+        stream.put(_END)
+
+
+def _drain(recording: _InFlight, stream: _SegmentStream) -> Iterator[tuple[_InFlight, Segment | None]]:
+    try:
+        for item in stream.items():
+            if isinstance(item, AudioError):
+                recording.error = item
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield recording, item
         yield recording, None
+    finally:
+        stream.stopped.set()
 
 
-def _read(work: tuple[_InFlight, tuple | None], logmel: LogMel) -> Segment | None:
-    recording, item = work
-    return None if item is None or recording.error else featurize(*item, logmel)
+def _segments(pool: ThreadPoolExecutor, recordings: Iterable[_InFlight], read: Callable, ahead: int
+              ) -> Iterator[tuple[_InFlight, Segment | None]]:
+    """Steps 1-3, up to `ahead` recordings being read ahead of the one the model is on (at most `ahead`
+    segments queued for each): (recording, Segment) for each of its segments, in order, then (recording,
+    None) at its end, also when it failed (recording.error then says why)."""
+    in_flight: deque = deque()
+    try:
+        for recording in recordings:
+            stream = _SegmentStream(ahead)
+            pool.submit(read, recording, stream)
+            in_flight.append((recording, stream))
+            if len(in_flight) > ahead:
+                yield from _drain(*in_flight.popleft())
+        while in_flight:
+            yield from _drain(*in_flight.popleft())
+    finally:  # stopped early: the readers still running return at their next segment
+        for _, stream in in_flight:
+            stream.stopped.set()
 
 
-def _featurized(pool: ThreadPoolExecutor, planned: Iterable, logmel: LogMel, ahead: int
-                ) -> Iterator[tuple[_InFlight, Segment | None]]:
-    """Step 3, `ahead` segments ahead: (recording, Segment) for each segment, (recording, None) at
-    a recording's end. A segment that cannot be read fails its recording (recording.error)."""
-    for (recording, item), future in _ahead(pool, functools.partial(_read, logmel=logmel), planned, ahead):
-        if item is None:
-            yield recording, None
-            continue
-        try:
-            segment = future.result()
-        except AudioError as err:
-            recording.error = recording.error or err
-            continue
-        if segment is not None:  # None: its recording had failed already
-            yield recording, segment
+def _run(loaded: LoadedModel, decoder: Decoder, batch: list[tuple[_InFlight, Segment]],
+         decoding: ThreadPoolExecutor, on_audio: Callable[[float], None] | None) -> Future:
+    """Steps 4-5 for a batch: the model call here, the decoding in the `decoding` thread (the
+    beam search releases the GIL), so it overlaps the next batch's model call. Each segment's
+    Hypothesis joins its recording's pieces when the returned future is done. Progress
+    (`on_audio`) is told here, after the model call, in the caller's thread."""
+    segments = [segment for _, segment in batch]
+    outputs = run_model(loaded, segments)
+    for recording, segment in batch:
+        recording.advance(segment.end, on_audio)
 
-
-def _decode(loaded: LoadedModel, decoder: Decoder, batch: list[tuple[_InFlight, Segment]],
-            on_audio: Callable[[float], None] | None) -> None:
-    """Steps 4-5 for a batch: each segment's Hypothesis joins its recording's pieces."""
-    if batch:
-        hyps = decode_segments(loaded, decoder, [segment for _, segment in batch])
-        for (recording, segment), hyp in zip(batch, hyps):
+    def decode() -> None:
+        for (recording, segment), hyp in zip(batch, decode_outputs(loaded, decoder, segments, *outputs)):
             recording.pieces.append((segment, hyp))
-            recording.advance(segment.end, on_audio)
+
+    return decoding.submit(decode)
 
 
 def _batches(batch: list[tuple[_InFlight, Segment]], options: TranscribeOptions) -> list[list]:
@@ -279,9 +329,12 @@ def _full(batch: list[tuple[_InFlight, Segment]], options: TranscribeOptions) ->
     return sum(s.end - s.start for _, s in batch) >= SORT_POOL * options.batch_seconds
 
 
-def _results(finished: list[_InFlight], loaded: LoadedModel, on_audio: Callable[[float], None] | None
-             ) -> Iterator[tuple[object, Hypothesis | AudioError]]:
-    """Step 6 for recordings whose segments are all decoded: (source, Hypothesis or AudioError)."""
+def _results(decoded: list[Future], finished: list[_InFlight], loaded: LoadedModel,
+             on_audio: Callable[[float], None] | None) -> Iterator[tuple[object, Hypothesis | AudioError]]:
+    """Step 6 for recordings whose segments are all in `decoded` or before: once those are done,
+    (source, Hypothesis or AudioError)."""
+    for future in decoded:
+        future.result()  # re-raises what decoding raised
     for recording in finished:
         recording.advance(recording.duration, on_audio)
         pieces = sorted(recording.pieces, key=lambda piece: piece[0].start)  # batches sorted by length
@@ -301,24 +354,24 @@ def iter_transcripts(loaded: LoadedModel, sources: Iterable[str | os.PathLike | 
     says what to install.
     """
     decoder = decoder or make_decoder(loaded.decoding, loaded.tokenizer)
-    logmel = LogMel(loaded.features)
-    plan = functools.partial(_plan, vads=_VadOnDemand(options.segments.vad), options=options.segments)
-    with ThreadPoolExecutor(options.jobs) as pool:
-        planned = _planned(pool, (_InFlight(source) for source in sources), plan, options.jobs)
+    read = functools.partial(_read, vads=_VadOnDemand(options.segments.vad), options=options.segments,
+                             logmel=LogMel(loaded.features))
+    with ThreadPoolExecutor(options.jobs) as pool, ThreadPoolExecutor(1) as decoding:
+        recordings = (_InFlight(source) for source in sources)
         batch, finished = [], []  # segments for the model; recordings whose segments are all in batch or done
-        for recording, segment in _featurized(pool, planned, logmel, 2 * options.batch_segments):
+        previous: tuple[list[Future], list[_InFlight]] = ([], [])  # the batch being decoded, and its finished
+        for recording, segment in _segments(pool, recordings, read, 2 * options.batch_segments):
             if segment is None:
                 finished.append(recording)
             else:
                 batch.append((recording, segment))
             if _full(batch, options):
-                for part in _batches(batch, options):
-                    _decode(loaded, decoder, part, on_audio)
-                yield from _results(finished, loaded, on_audio)
-                batch, finished = [], []
-        for part in _batches(batch, options):
-            _decode(loaded, decoder, part, on_audio)
-        yield from _results(finished, loaded, on_audio)
+                decoded = [_run(loaded, decoder, part, decoding, on_audio) for part in _batches(batch, options)]
+                yield from _results(*previous, loaded, on_audio)
+                previous, batch, finished = (decoded, finished), [], []
+        yield from _results(*previous, loaded, on_audio)
+        decoded = [_run(loaded, decoder, part, decoding, on_audio) for part in _batches(batch, options) if part]
+        yield from _results(decoded, finished, loaded, on_audio)
 
 
 def transcribe(loaded: LoadedModel, audio: str | os.PathLike | np.ndarray, decoder: Decoder | None = None,

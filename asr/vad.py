@@ -28,6 +28,7 @@ measured: benchmarks/long_audio.py and benchmarks/README.md.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -90,7 +91,7 @@ class SileroVAD:
         state = [np.zeros((1, 1, 128), dtype=np.float32), np.zeros((1, 1, 128), dtype=np.float32)]  # h, c
         context = np.zeros(self.CONTEXT, dtype=np.float32)
         pending = np.zeros(0, dtype=np.float32)
-        for block in [*blocks, None]:
+        for block in itertools.chain(blocks, [None]):  # one block at a time: never the whole recording
             if block is None:  # the end: pad the last partial frame
                 block = np.zeros((-len(pending)) % self.FRAME, dtype=np.float32)
             pending = np.concatenate([pending, block])

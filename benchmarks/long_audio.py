@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import random
@@ -65,7 +66,7 @@ class WebrtcVAD:
 
     def probabilities(self, blocks):
         pending = np.zeros(0, dtype=np.float32)
-        for block in [*blocks, np.zeros(self.FRAME - 1, dtype=np.float32)]:  # flushes a last partial frame
+        for block in itertools.chain(blocks, [np.zeros(self.FRAME - 1, dtype=np.float32)]):  # flushes a last frame
             pending = np.concatenate([pending, block])
             count = len(pending) // self.FRAME
             pcm = (np.clip(pending[: count * self.FRAME], -1, 1) * 32767).astype(np.int16)
@@ -84,7 +85,7 @@ class EnergyVAD:
     def probabilities(self, blocks):
         history = np.full(round(10 / self.frame_seconds), np.nan)  # dB of the last 10 s of frames
         pending, seen = np.zeros(0, dtype=np.float32), 0
-        for block in [*blocks, np.zeros(self.FRAME - 1, dtype=np.float32)]:
+        for block in itertools.chain(blocks, [np.zeros(self.FRAME - 1, dtype=np.float32)]):
             pending = np.concatenate([pending, block])
             count = len(pending) // self.FRAME
             frames = pending[: count * self.FRAME].reshape(count, self.FRAME)
@@ -179,9 +180,8 @@ def worker(args) -> None:
         detector = detectors[args.vad]()
         transcribe.load_vad = lambda name: detector  # loaded before the clock starts, like the model
         counted = []
-        decode = transcribe.decode_segments
-        transcribe.decode_segments = lambda loaded, decoder, segments: counted.extend(segments) or decode(
-            loaded, decoder, segments)
+        run_model = transcribe.run_model
+        transcribe.run_model = lambda loaded, segments: counted.extend(segments) or run_model(loaded, segments)
         options = TranscribeOptions(segments=SegmentOptions(pad_seconds=args.pad))
         start = time.perf_counter()
         text = transcribe.transcribe(loaded, args.input, decoder, options).text

@@ -1,7 +1,7 @@
 """Long-audio transcription: real-time factor and peak memory, ours against Whisper tiny.en and pocketsphinx.
 
     python -m benchmarks.transcribe [--model CKPT] [--minutes 1 10 60]
-        [--threads 2] [--default-minutes 1 10] [--no-peers]
+        [--threads 2] [--asr-threads N] [--default-minutes 1 10] [--no-peers]
 
 1. Inputs: speechocean762 dev utterances, in manifest order, concatenated into
    one 16 kHz 16-bit wav per length (whole utterances, so each input is a dev
@@ -9,7 +9,9 @@
    benchmarks/.transcribe-work/ (git-ignored).
 2. Ours: each input is transcribed by `asr.transcribe.transcribe` (cut at pauses
    by silero-vad into segments of at most 20 s, batches of 8) in a fresh process
-   with --threads torch threads and the default precision (asr.precision: bfloat16 on
+   with asr's own default threads (half the cores for torch, beside the thread that
+   reads, cuts and featurizes ahead and the one that decodes; --asr-threads N sets
+   torch's) and the default precision (asr.precision: bfloat16 on
    a CPU with BF16 instructions), greedy and, on the --default-minutes inputs, with the
    model's default decoding (the bundled model: beam 50, word 3-gram LM, 50,000-word
    lexicon). RTF = transcription wall time / audio duration (model loading excluded);
@@ -20,7 +22,7 @@
    single-threaded, given the input's utterances one at a time, see
    SEGMENTED_PEERS). Their decoding time excludes model loading too.
 4. Whole processes on the peers' input, start-up and model loading included, what a user
-   waits for: `asr transcribe FILE --threads N` (default decoding, and --decoder greedy) as
+   waits for: `asr transcribe FILE` (default decoding, and --decoder greedy) as
    a command, against each peer's worker process (its start-up, imports, model loading and
    decoding; the peers' wav files are written before it starts).
 5. Accuracy beside speed: WER of every system on the 10-minute input's transcript,
@@ -74,13 +76,13 @@ def wer(reference: str, hypothesis: str) -> float:
 
 def worker(args) -> None:
     """In a fresh process: load the model, transcribe one input, print {seconds, rss_mb, text}."""
-    import torch
 
     from asr.checkpoint import load_model
     from asr.decode import DecodingOptions, make_decoder
+    from asr.threads import set_threads
     from asr.transcribe import transcribe
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.asr_threads)  # None: asr's own default
     loaded = load_model(args.model, precision="auto")
     decoder = make_decoder(loaded.decoding if args.decoder == "default" else DecodingOptions(decoder=args.decoder),
                            loaded.tokenizer)
@@ -99,16 +101,20 @@ def worker(args) -> None:
 
 def run_ours(path: Path, args, decoder: str, profile: bool = False) -> dict:
     command = [sys.executable, "-m", "benchmarks.transcribe", "--worker", str(path), "--model", str(args.model),
-               "--threads", str(args.threads), "--decoder", decoder] + (["--profile"] if profile else [])
+               *_asr_threads(args), "--decoder", decoder] + (["--profile"] if profile else [])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"worker failed on {path}:\n{result.stderr}")
     return result if profile else json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _asr_threads(args) -> list[str]:
+    return ["--threads", str(args.asr_threads)] if args.asr_threads else []
+
+
 def whole_process(path: Path, args, decoder: str) -> dict:
     """`asr transcribe path` as a user runs it: {seconds (wall, start-up included), text}."""
-    command = [sys.executable, "-m", "asr", "transcribe", str(path), "--threads", str(args.threads),
+    command = [sys.executable, "-m", "asr", "transcribe", str(path), *_asr_threads(args),
                "--model", str(args.model), *(["--decoder", "greedy"] if decoder == "greedy" else [])]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
@@ -118,14 +124,13 @@ def whole_process(path: Path, args, decoder: str) -> dict:
     return {"seconds": seconds, "text": result.stdout.split("\t", 1)[1].strip()}
 
 
-def per_utterance_wer(model: Path, utterances: list[Utterance], threads: int) -> float:
-    import torch
-
+def per_utterance_wer(model: Path, utterances: list[Utterance], threads: int | None) -> float:
     from asr.checkpoint import load_model
     from asr.decode import GreedyDecoder
     from asr.evaluate import decode_utterances
+    from asr.threads import set_threads
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     loaded = load_model(model)
     hyps = decode_utterances(loaded, utterances, GreedyDecoder(loaded.tokenizer), num_workers=0)
     return wer(" ".join(u.text for u in utterances), " ".join(hyps[u.id].text for u in utterances))
@@ -139,7 +144,8 @@ def main() -> None:
     parser.add_argument("--default-minutes", type=float, nargs="*", default=[1, 10],
                         help="inputs also decoded with the model's default decoding (bundled: beam + LM)")
     parser.add_argument("--peer-minutes", type=float, default=10, help="the input the peers run on")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="the peers' threads (the cores to use)")
+    parser.add_argument("--asr-threads", type=int, help="asr's torch threads (default: asr's own default)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: transcribe this file and report
     parser.add_argument("--decoder", default="greedy", help=argparse.SUPPRESS)
@@ -150,7 +156,7 @@ def main() -> None:
     args.model = args.model or default_model()
 
     print(machine_line())
-    print(f"model: {args.model}; {args.threads} torch threads")
+    print(f"model: {args.model}; asr: {args.asr_threads or 'its default'} torch threads; peers: {args.threads} threads")
     utterances = read_manifest(args.manifest)
     inputs = {m: make_input(utterances, m, WORK) for m in sorted({*args.minutes, args.peer_minutes})}
     rows = []  # (system, minutes, audio seconds, result dict)
@@ -201,7 +207,7 @@ def main() -> None:
             print(f"asr greedy RTF on the {minutes:g}-minute input, model loading excluded: "
                   f"{result['seconds'] / seconds:.4f}")
     print(f"asr greedy, utterance by utterance (asr evaluate) on the same {len(used)} utterances: "
-          f"WER {per_utterance_wer(args.model, used, args.threads):.1%}")
+          f"WER {per_utterance_wer(args.model, used, args.asr_threads):.1%}")
 
     greedy = {minutes: result for system, minutes, _, result in rows if system == "asr greedy"}
     if len(greedy) > 1:

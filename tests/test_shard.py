@@ -111,9 +111,9 @@ def test_length_sorted_batches_give_the_same_transcripts_as_unbatched(tiny_check
 
     one_by_one = run(batch_segments=1)
     assert run(batch_segments=8) == one_by_one
-    calls, decode = [], asr.transcribe.decode_segments
-    monkeypatch.setattr(asr.transcribe, "decode_segments",
-                        lambda loaded, decoder, batch: calls.append(batch) or decode(loaded, decoder, batch))
+    calls, run_model = [], asr.transcribe.run_model
+    monkeypatch.setattr(asr.transcribe, "run_model",
+                        lambda loaded, batch: calls.append(batch) or run_model(loaded, batch))
     assert run(batch_seconds=6.0) == one_by_one
     assert len(calls) > 2 and any(len(batch) > 1 for batch in calls)
     for batch in calls:  # sorted by length and within the padded budget (a longer segment alone)

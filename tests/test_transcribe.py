@@ -14,6 +14,7 @@ real one here: shifting its input by 10 ms garbles its transcript.)
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -108,7 +109,7 @@ class ToneVAD:
 
     def probabilities(self, blocks):
         pending = np.zeros(0, dtype=np.float32)
-        for block in [*blocks, np.zeros(511, dtype=np.float32)]:  # the padding flushes a last partial frame
+        for block in itertools.chain(blocks, [np.zeros(511, dtype=np.float32)]):  # flushes a last partial frame
             pending = np.concatenate([pending, block])
             count = len(pending) // 512
             frames = pending[: count * 512].reshape(count, 512)
@@ -151,6 +152,33 @@ def test_thirty_minutes_cut_at_pauses_match_the_ground_truth_words_and_times(thi
     assert all(a_end <= b_start + 1e-6 for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
     long_pauses = sum(b[1] - a[2] for a, b in zip(truth, truth[1:]) if b[1] - a[2] > 4)
     assert sum(d for _, d in reads) < 30 * 60 - 0.8 * long_pauses
+
+
+def test_the_model_starts_before_a_long_recording_is_read_and_the_reader_stays_close(thirty_minutes, monkeypatch):
+    """Steps 1-3 stream: the first model call comes before the VAD has seen the recording's end,
+    and the reader is never more than a bounded number of segments ahead of the model."""
+    path, _ = thirty_minutes
+    events = []  # ("read", end second of the block) | ("model", segments in the call) | ("segment", 1)
+    blocks = transcribe.Recording.blocks
+    monkeypatch.setattr(transcribe.Recording, "blocks", lambda self: (
+        events.append(("read", len(block))) or block for block in blocks(self)))
+    featurize, run_model = transcribe.featurize, transcribe.run_model
+    monkeypatch.setattr(transcribe, "featurize", lambda *a: events.append(("segment", 1)) or featurize(*a))
+    monkeypatch.setattr(transcribe, "run_model", lambda loaded, segments: events.append(
+        ("model", len(segments))) or run_model(loaded, segments))
+    monkeypatch.setattr(transcribe, "load_vad", lambda name: ToneVAD())
+    options = TranscribeOptions(segments=SegmentOptions(min_speech_seconds=0.1), batch_segments=4, jobs=1)
+
+    transcribe.transcribe(_tone_loaded(), path, GreedyDecoder(TOKENIZER), options)
+
+    kinds = [kind for kind, _ in events]
+    assert kinds.index("model") < len(kinds) - 1 - kinds[::-1].index("read")  # a model call before the last block
+    featurized = modelled = 0
+    for kind, count in events:
+        featurized += count if kind == "segment" else 0
+        modelled += count if kind == "model" else 0
+        # the queue (2 x batch_segments), the batch being gathered, one segment in hand
+        assert featurized - modelled <= 2 * 4 + 4 + 1
 
 
 def test_segments_end_at_pauses_or_at_the_longest_one():
@@ -196,6 +224,21 @@ def test_silero_streamed_in_blocks_equals_silero_on_the_whole_recording(speech_d
         assert np.allclose(list(vad.probabilities(blocks)), reference, atol=1e-6)
 
 
+def test_silero_reads_the_audio_one_block_at_a_time():
+    """The VAD pulls a block only when it needs it: a long recording is never held whole."""
+    vad = _silero_or_skip()
+    pulled = []
+
+    def blocks():
+        for i in range(100):  # 50 minutes of 30 s blocks
+            pulled.append(i)
+            yield np.zeros(30 * SAMPLE_RATE, dtype=np.float32)
+
+    probabilities = vad.probabilities(blocks())
+    next(probabilities)
+    assert len(pulled) == 1
+
+
 @pytest.fixture(scope="module")
 def sentences_with_pauses(speech_dir, tmp_path_factory):
     """The six espeak sentences three times over, with random 0.6-3 s pauses and one 10 s
@@ -221,7 +264,7 @@ def test_silero_finds_the_pauses_between_sentences(sentences_with_pauses):
     100 ms of the speech edges once the pad is taken off; the 10 s silence is not decoded."""
     path, truth = sentences_with_pauses
     options = SegmentOptions()
-    segments = plan_segments(Recording(path), _silero_or_skip(), options)
+    segments = list(plan_segments(Recording(path), _silero_or_skip(), options))
     assert len(segments) == len(truth)
     for (start, end), (text, speech_start, speech_end) in zip(segments, truth):
         assert start <= speech_start and speech_end <= end, text  # nothing of the sentence lost
