@@ -16,6 +16,7 @@ disk full) is a WriteError naming it; `make_folder` does the same for output fol
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,22 +43,32 @@ def make_folder(path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path next to `path`; rename it over `path` when the block succeeds."""
+    """Yield a temp path next to `path`; rename it over `path` when the block succeeds. The temp
+    file is created first, so a destination that cannot be written fails before the work."""
     path = Path(path)
     if path.is_dir():
         raise WriteError(f"{path}: is a folder; a file goes here")
     make_folder(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        yield tmp
         try:
+            tmp.touch()
+        except OSError as err:
+            raise WriteError(f"{path}: cannot write it ({err.strerror})") from None
+        try:
+            yield tmp
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except OSError as err:
+        except OSError as err:  # the writer's or ours, while writing the temp file (disk full, ...)
+            if err.errno not in _WRITE_ERRORS and err.filename not in (tmp, str(tmp), path, str(path)):
+                raise  # not about this output: someone else's error
             raise WriteError(f"{path}: cannot write it ({err.strerror})") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # whoever raised them, the output failed
 
 
 @contextlib.contextmanager

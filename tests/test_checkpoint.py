@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from conftest import tiny_model
 
+from asr.atomic import WriteError, atomic_path
 from asr.checkpoint import (
     CheckpointError,
     load_model,
@@ -87,6 +89,22 @@ def test_failed_save_keeps_the_previous_file(model, tmp_path):
         save_atomic({"unpicklable": lambda: None}, path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_a_full_disk_while_the_writer_writes_is_one_write_error_and_nothing_changes(tmp_path):
+    path = tmp_path / "picture.png"
+    path.write_bytes(b"the previous picture")
+
+    def disk_full(tmp):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # no file name: as a writer's write() raises it
+
+    with pytest.raises(WriteError, match="picture.png: cannot write it .No space left on device"):
+        with atomic_path(path) as tmp:
+            disk_full(tmp)
+    assert path.read_bytes() == b"the previous picture" and os.listdir(tmp_path) == ["picture.png"]
+    with pytest.raises(FileNotFoundError):  # an error that is not about the output is not disguised as one
+        with atomic_path(path):
+            open(tmp_path / "some input that is missing")
 
 
 def _torn(tmp_path, model):

@@ -47,6 +47,19 @@ def _leaf_commands() -> dict[str, argparse.ArgumentParser]:
 COMMANDS = _leaf_commands()
 
 
+def _unwritable(root: Path) -> Path:
+    """A folder below which nothing can be created: a read-only folder, or for root (whom permissions
+    do not stop) sysfs, where even root may not create files."""
+    if os.geteuid() != 0:
+        folder = root / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("running as root without sysfs: no folder that root cannot write to")
+    return Path("/sys")
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory, tiny_checkpoint, speech_manifest, speech_dir) -> dict[str, str]:
     """Paths to substitute into the tables: {NAME} in an argument becomes hostile[NAME]."""
@@ -75,7 +88,7 @@ def hostile(tmp_path_factory, tiny_checkpoint, speech_manifest, speech_dir) -> d
     corpus.mkdir()
     (corpus / "a.wav").symlink_to(sorted(speech_dir.glob("*.wav"))[0])
     (corpus / "a.txt").write_text("the cat sat on the mat\n")
-    return {"FILE": str(file), "EXP": str(exp), "CORPUS": str(corpus),
+    return {"FILE": str(file), "EXP": str(exp), "CORPUS": str(corpus), "RO": str(_unwritable(root) / "asr-out"),
             "DIR": str(root), "UNDER_FILE": str(file / "sub"), "MISSING": str(root / "missing"),
             "BINARY": str(binary), "NAN": str(manifests["nan"]), "INF": str(manifests["inf"]), "YAML": str(yaml_file),
             "LOOP": str(loop), "MP3": str(mp3), "TEXT": str(text), "CKPT": str(tiny_checkpoint),
@@ -92,6 +105,15 @@ CASES = [
     (["transcribe", "{WAV}", "--output-dir", "{FILE}"], "file.txt"),
     (["transcribe", "{WAV}", "--output-dir", "{UNDER_FILE}"], "file.txt"),
     (["transcribe", "{WAV}", "--output", "{DIR}", "--resume"], "folder"),
+    (["transcribe", "{WAV}", "--output-dir", "{RO}"], "asr-out"),
+    (["transcribe", "{WAV}", "--output", "{RO}.jsonl"], "asr-out"),
+    ([*_EVAL[:-1], "{RO}"], "asr-out"),
+    (["export", "{CKPT}", "--out-dir", "{RO}"], "asr-out"),
+    ([*_TRAIN[:2], "{RO}", *_TRAIN[3:]], "asr-out"),
+    (["plot", "{EXP}", "--out", "{RO}.png"], "asr-out"),
+    (["prepare", "folder", "{CORPUS}", "{RO}.jsonl"], "asr-out"),
+    (["lm", "build", "--text", "{TEXT}", "--order", "2", "--out", "{RO}"], "asr-out"),
+    (["demo", "--audio-dir", "{RO}"], "asr-out"),
     (["transcribe", ""], "''"),
     (["transcribe", "{LOOP}"], "symbolic link"),
     (["transcribe", "{MP3}"], "noise.mp3"),
@@ -217,7 +239,7 @@ def test_every_command_refuses_unknown_flags_and_non_numbers(command, hostile, c
             assert "twelve" in _one_error_line(code, err), (action.option_strings, err)
 
 
-_PATHS = ["{DIR}", "{FILE}", "{UNDER_FILE}/x", "{MISSING}", "{BINARY}", ""]
+_PATHS = ["{DIR}", "{FILE}", "{UNDER_FILE}/x", "{MISSING}", "{BINARY}", "{RO}", ""]
 _PATH_OPTIONS = {  # command: (its valid arguments, options taking a file or folder)
     "transcribe": (["{WAV}"], ["--model", "--output", "--output-dir", "--lm", "--lexicon"]),
     "evaluate": (_EVAL[1:], ["--model", "--manifest", "--out-dir", "--report", "--lm", "--lexicon"]),
