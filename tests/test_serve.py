@@ -103,8 +103,12 @@ def test_healthz_and_models_describe_the_loaded_model(loaded):
     with make_client(loaded, queue_size=7) as client:
         health = client.get("/healthz").json()
         assert health["status"] == "ok" and health["model"] == "pretrained"
-        assert health["requests"] == {"admitted": 0, "waiting": 0, "running": 0, "limit": 7}
-        assert health["limits"] == {"max_upload_bytes": 25_000_000, "max_audio_seconds": 600.0}
+        assert health["requests"] == {"uploading": 0, "upload_limit": 256, "admitted": 0, "waiting": 0, "running": 0,
+                                      "limit": 7}
+        limits = health["limits"]
+        assert limits["max_upload_bytes"] == 25_000_000 and limits["max_audio_seconds"] == 600.0
+        assert limits["queue_size"] == 7 and limits["max_uploads"] == 256
+        assert {"upload_grace_s", "min_upload_kbps", "header_timeout_s", "keep_alive_s"} <= set(limits)
 
         listing = client.get("/v1/models").json()
         assert listing["object"] == "list" and len(listing["data"]) == 1
