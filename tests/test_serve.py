@@ -34,7 +34,7 @@ from asr.cli import main  # noqa: E402
 from asr.decode import make_decoder  # noqa: E402
 from asr.pretrained import default_model_path  # noqa: E402
 from asr.serve import ServeConfig  # noqa: E402
-from asr.serve.app import create_app  # noqa: E402
+from asr.serve.app import create_app, make_server  # noqa: E402
 from asr.serve.recognizer import Cancelled, Recognizer  # noqa: E402
 from asr.transcribe import transcribe  # noqa: E402
 from asr.writers import API_FORMATS as FORMATS  # noqa: E402
@@ -393,13 +393,11 @@ def real_server(loaded):
     """Start uvicorn on a free loopback port with a GatedRecognizer; yields (base URL, app)."""
     import socket
 
-    import uvicorn
-
     config = ServeConfig(workers=1, queue_size=2)
     app = create_app(GatedRecognizer(loaded, loaded.decoding, workers=1), config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = make_server(app, config)  # with the server's own connection limits
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     _wait_for(lambda: server.started, "uvicorn to start")

@@ -153,6 +153,19 @@ def test_slow_uploads_hold_upload_slots_never_the_queue(loaded, wav):
                                         "running": 0, "limit": 1}
 
 
+def test_two_adaptation_uploads_at_most_are_read_at_once(loaded):
+    big = multipart([("file", "a.wav", bytes(1_000_000)), ("text", None, b"hello")])
+    with running(loaded) as (port, app):
+        slow = [start_upload(port, len(big), big[:1000], "/v1/adaptations") for _ in range(2)]
+        wait_for(lambda: app.state.guard.uploading == 2, "two adaptation uploads to start")
+        third = start_upload(port, len(big), big[:1000], "/v1/adaptations")
+        status, headers, error = answer(third)
+        assert status == 429 and error["error"]["code"] == "adaptation_busy", error
+        assert "uploading" in error["error"]["message"] and int(headers["retry-after"]) >= 1
+        for sock in (*slow, third):
+            sock.close()
+
+
 def test_200_stalled_uploads_neither_lock_out_a_real_request_nor_stay_open(loaded, wav):
     """The issue's case on the default limits but a 1 s grace: 200 connections send the headers of a
     1 MB upload and then nothing; a real request is answered meanwhile; each stalled one gets 408

@@ -140,7 +140,7 @@ class Exchange:
         if message["type"] == "http.request":
             body = message.get("body", b"")
             self.received += len(body)
-            self.tail = (self.tail + body)[-TAIL_BYTES:]
+            self.tail = (self.tail + body[-TAIL_BYTES:])[-TAIL_BYTES:]
             if not message.get("more_body", False) and self.boundary and b"--" + self.boundary + b"--" not in self.tail:
                 raise UploadRefused(400, "malformed multipart body: it ends before its closing boundary (cut off, "
                                          "or a Content-Length smaller than the body)", "invalid_multipart")
