@@ -31,6 +31,7 @@ pytest.importorskip("fastapi", reason="asr serve needs the serve extra: pip inst
 httpx = pytest.importorskip("httpx", reason="the test extra installs httpx")
 from conftest import ONE_THREAD_ENV, tone  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from test_adapt import VOICE_SENTENCES, voice_dir  # noqa: E402, F401  (the fixture)
 
 from asr.audio import SAMPLE_RATE, audio_seconds  # noqa: E402
 from asr.checkpoint import load_model  # noqa: E402
@@ -360,6 +361,20 @@ def test_limit_flags_are_checked(capsys):
 
 # --- stopping with requests in flight -------------------------------------------------------------
 
+
+def start_serving(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int, Path]:
+    """`python ARGS --port 0 --workers 1` (an `asr serve`), its port once it listens, and its stderr's file."""
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("w") as log:
+        process = subprocess.Popen([sys.executable, *args, "--port", "0", "--workers", "1"], cwd=ROOT,
+                                   env=ONE_THREAD_ENV, stdout=subprocess.PIPE, stderr=log, text=True)
+    line = process.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+    if not match:
+        process.kill()
+        pytest.fail(f"asr serve did not start: {line!r} {stderr.read_text()}")
+    return process, int(match.group(1)), stderr
+
 # `asr serve` whose model calls first sleep in the worker thread, so that a request is surely in
 # the model when the signal comes.
 SLOW_SERVE = """
@@ -379,16 +394,8 @@ sys.exit(main(sys.argv[1:]))
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
 def test_a_stop_answers_every_request_in_flight_with_json_and_prints_no_traceback(tiny_checkpoint, wav, tmp_path,
                                                                                     stop):
-    stderr = tmp_path / "stderr.log"
-    with stderr.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-c", SLOW_SERVE, "serve", "--model", str(tiny_checkpoint),
-                                    "--port", "0", "--workers", "1"], cwd=ROOT, env=ONE_THREAD_ENV,
-                                   stdout=subprocess.PIPE, stderr=log, text=True)
+    process, port, stderr = start_serving(tmp_path, "-c", SLOW_SERVE, "serve", "--model", str(tiny_checkpoint))
     try:
-        line = process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        assert match, f"asr serve did not start: {line!r} {stderr.read_text()}"
-        port = int(match.group(1))
         body = multipart([("file", "a.wav", wav)])
         running_one, waiting_one = start_upload(port, len(body), body), None
         health = lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").json()["requests"]  # noqa: E731
@@ -409,3 +416,28 @@ def test_a_stop_answers_every_request_in_flight_with_json_and_prints_no_tracebac
     log = stderr.read_text()
     assert "Traceback" not in log and "Exception" not in log, log
     assert process.returncode in (130, -signal.SIGTERM), (process.returncode, log)
+
+
+@pytest.mark.slow
+def test_a_stop_during_an_adaptation_keeps_its_model_and_exits_cleanly(tiny_checkpoint, voice_dir,  # noqa: F811
+                                                                       tmp_path):
+    """The job's training thread is stopped and waited for: left running in torch while the
+    interpreter exits, it aborted the process ("terminate called without an active exception")."""
+    models = tmp_path / "models"
+    process, port, stderr = start_serving(tmp_path, "-m", "asr", "serve", "--model", str(tiny_checkpoint),
+                                          "--models-dir", str(models))
+    try:
+        files = [("file", (f"p{i}.wav", (voice_dir / f"p{i:02d}.wav").read_bytes())) for i in range(8)]
+        started = httpx.post(f"http://127.0.0.1:{port}/v1/adaptations", files=files,
+                             data={"text": VOICE_SENTENCES[:8], "steps": "5000"}, timeout=60)
+        assert started.status_code == 202, started.text
+        job = f"http://127.0.0.1:{port}{started.headers['location']}"
+        wait_for(lambda: httpx.get(job).json()["progress"].get("step", 0) >= 1, "the adaptation to train")
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    finally:
+        process.kill()
+        process.wait()
+    log = stderr.read_text()
+    assert process.returncode == 130 and "Traceback" not in log and "terminate" not in log, (process.returncode, log)
+    assert len(list(models.glob("*/model.pt"))) == 1  # training stopped and kept its best weights

@@ -62,6 +62,7 @@ PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 ADAPT_PAGE = PAGE.with_name("adapt.html")
 PROMPTS = PAGE.with_name("prompts.txt")  # CC0 sentences the adaptation page asks people to read
 ADAPT_PATH = "/v1/adaptations"
+ADAPT_STOP_SECONDS = 30.0  # how long a stopping server waits for a running adaptation to save its model
 ADAPT_UPLOADS = 2  # adaptation uploads (up to max_adapt_upload_mb each) read at once: one job runs at a time
 FORM_OVERHEAD_BYTES = 65_536  # multipart boundaries, headers and the small fields, beyond the file itself
 # Fields of OpenAI's transcription request. Only `file` and `response_format` change our answer;
@@ -145,6 +146,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
             yield
         finally:
             await scheduler.stop()
+            await run_in_threadpool(adaptations.close, ADAPT_STOP_SECONDS)
             shutil.rmtree(app.state.work_dir, ignore_errors=True)
 
     # The interactive /docs pages load their scripts from a CDN: off. /openapi.json stays.
