@@ -289,10 +289,10 @@ def test_a_connection_must_send_its_headers_in_time(loaded):
 def test_idle_keep_alive_connections_are_closed_and_a_busy_one_is_not(loaded, wav):
     with running(loaded, **FAST) as (port, app):
         sock = socket.create_connection(("127.0.0.1", port))
-        for _ in range(3):  # requests 0.5 s apart on one connection: each in time, the connection stays
+        for _ in range(3):  # requests 0.3 s apart on one connection: each in time, the connection stays
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
             assert answer(sock)[0] == 200
-            time.sleep(0.5)
+            time.sleep(0.3)
         assert closed(sock, 2.5), "an idle keep-alive connection stayed open"
         sock.close()
 
