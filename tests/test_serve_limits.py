@@ -391,7 +391,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGINT SIGINT"])  # twice: uvicorn's forced exit
 def test_a_stop_answers_every_request_in_flight_with_json_and_prints_no_traceback(tiny_checkpoint, wav, tmp_path,
                                                                                     stop):
     process, port, stderr = start_serving(tmp_path, "-c", SLOW_SERVE, "serve", "--model", str(tiny_checkpoint))
@@ -404,7 +404,9 @@ def test_a_stop_answers_every_request_in_flight_with_json_and_prints_no_tracebac
         wait_for(lambda: health()["waiting"] == 1, "a second request to wait in the queue")
         uploading = start_upload(port, len(body), body[:1000])
         wait_for(lambda: health()["uploading"] == 1, "a third request to be uploading")
-        process.send_signal(getattr(signal, stop))
+        for name in stop.split():
+            process.send_signal(getattr(signal, name))
+            time.sleep(0.3)
         for sock in (running_one, waiting_one, uploading):
             status, headers, error = answer(sock)
             assert status == 503 and error["error"]["code"] == "server_shutting_down", error

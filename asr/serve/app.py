@@ -144,6 +144,8 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
         await scheduler.start()
         try:
             yield
+        except asyncio.CancelledError:  # a forced stop (a second Ctrl-C): uvicorn skips this shutdown, then
+            pass  # cancels it; it still runs, quietly (uvicorn would log the cancellation's traceback)
         finally:
             await scheduler.stop()
             await run_in_threadpool(adaptations.close, ADAPT_STOP_SECONDS)
