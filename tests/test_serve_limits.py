@@ -195,19 +195,19 @@ def test_200_stalled_uploads_neither_lock_out_a_real_request_nor_stay_open(loade
 
 def test_an_upload_may_be_slow_but_must_keep_the_minimum_rate(loaded, wav):
     body = multipart([("file", "a.wav", wav)])
-    # 16 kbit/s = 2 kB/s after a 1 s grace: 4 kB every 0.5 s (8 kB/s) keeps up; 200 B every 0.5 s does not.
-    with running(loaded, upload_grace_s=1.0, min_upload_kbps=16.0) as (port, app):
+    # 16 kbit/s = 2 kB/s after a 0.5 s grace: 4 kB every 0.3 s (13 kB/s) keeps up; 200 B every 0.3 s does not.
+    with running(loaded, upload_grace_s=0.5, min_upload_kbps=16.0) as (port, app):
         steady = start_upload(port, len(body))
         for start in range(0, len(body), 4000):
             steady.sendall(body[start:start + 4000])
-            time.sleep(0.5 if start < 12_000 else 0)
+            time.sleep(0.3 if start < 12_000 else 0)
         status, _, answered = answer(steady)
         assert status == 200, answered
         crawling = start_upload(port, len(body))
         with pytest.raises(ConnectionError):
             for start in range(0, len(body), 200):
                 crawling.sendall(body[start:start + 200])
-                time.sleep(0.5)
+                time.sleep(0.3)
         # The server answered 408 and closed the connection: sendall failed, or a 408 waits to be read.
         status = _status_if_any(crawling)
         assert status in (408, None)
