@@ -9,7 +9,9 @@ message names the file, so callers can report one line and carry on.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")  # what folder inp
 # just returns fewer samples; its log then reads "data : 32000 (should be 956)".
 _SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZES = (0, 0xFFFFFFFF)  # sizes written by recorders that never finalize the header
+UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's length of a file whose header states none (e.g. a streamed FLAC)
 
 
 class AudioError(AsrError):
@@ -45,6 +48,66 @@ class AudioError(AsrError):
 
 def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
     """Return (duration in seconds, sample rate, channels) without decoding the samples."""
+    info = _header(path)
+    return info.frames / info.samplerate, info.samplerate, info.channels
+
+
+def audio_seconds(path: str | os.PathLike, limit: float = math.inf,
+                  decoded_copy: str | os.PathLike | None = None) -> float:
+    """Duration of `path` in seconds, from its header. When the header states no length (a streamed
+    FLAC), the file is decoded block by block, samples dropped, up to `limit` seconds: a longer one
+    returns math.inf, so hours in a small compressed file are never all decoded. Within the limit,
+    the samples also go to `decoded_copy` if given: a 16-bit WAV (same rate and channels) that states
+    its length, for the readers above, which read a file up to the length its header states."""
+    info = _header(path)
+    if info.frames != UNKNOWN_FRAMES:
+        return info.frames / info.samplerate
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as f, (
+                sf.SoundFile(str(decoded_copy), "w", f.samplerate, f.channels, "PCM_16", format="WAV")
+                if decoded_copy else contextlib.nullcontext()) as copy:
+            for block in _unstated_blocks(f):
+                frames += len(block)
+                if frames > limit * f.samplerate:
+                    break
+                if copy is not None:
+                    copy.write(block)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(path, f"not a readable audio file ({_short(err)})") from None
+    if frames > limit * info.samplerate:
+        if decoded_copy:
+            os.unlink(decoded_copy)
+        return math.inf
+    if frames == 0:
+        raise AudioError(path, "contains no audio samples")
+    return frames / info.samplerate
+
+
+def _unstated_blocks(f: sf.SoundFile) -> Iterator[np.ndarray]:
+    """float32 `(frames, channels)` blocks of one second of an open file whose header states no
+    length, to its end. libsndfile reports that end as an error ("psf_fseek() failed") after filling
+    part of the buffer: the buffer is filled with NaN first, so the decoded part is its finite
+    beginning (decoded samples are finite)."""
+    block = np.empty((f.samplerate, f.channels), dtype=np.float32)
+    while True:
+        block.fill(np.nan)
+        try:
+            got = len(f.read(out=block))
+        except sf.LibsndfileError:
+            finite = np.isfinite(block[:, 0])
+            got = len(block) if finite.all() else int(finite.argmin())
+            if got:
+                yield block[:got]
+            return
+        if got:
+            yield block[:got]
+        if got < len(block):
+            return
+
+
+def _header(path: str | os.PathLike):
+    """soundfile's info of a usable file (frames > 0), or AudioError."""
     _check_file(path)
     try:
         info = sf.info(str(path))
@@ -53,7 +116,7 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
     _check_complete(path, info.extra_info)
     if info.frames <= 0:
         raise AudioError(path, "contains no audio samples")
-    return info.frames / info.samplerate, info.samplerate, info.channels
+    return info
 
 
 def load_audio(

@@ -34,7 +34,7 @@ from asr.cli import main  # noqa: E402
 from asr.decode import make_decoder  # noqa: E402
 from asr.pretrained import default_model_path  # noqa: E402
 from asr.serve import ServeConfig  # noqa: E402
-from asr.serve.app import create_app  # noqa: E402
+from asr.serve.app import create_app, make_server  # noqa: E402
 from asr.serve.recognizer import Cancelled, Recognizer  # noqa: E402
 from asr.transcribe import transcribe  # noqa: E402
 from asr.writers import API_FORMATS as FORMATS  # noqa: E402
@@ -103,8 +103,12 @@ def test_healthz_and_models_describe_the_loaded_model(loaded):
     with make_client(loaded, queue_size=7) as client:
         health = client.get("/healthz").json()
         assert health["status"] == "ok" and health["model"] == "pretrained"
-        assert health["requests"] == {"admitted": 0, "waiting": 0, "running": 0, "limit": 7}
-        assert health["limits"] == {"max_upload_bytes": 25_000_000, "max_audio_seconds": 600.0}
+        assert health["requests"] == {"uploading": 0, "upload_limit": 256, "admitted": 0, "waiting": 0, "running": 0,
+                                      "limit": 7}
+        limits = health["limits"]
+        assert limits["max_upload_bytes"] == 25_000_000 and limits["max_audio_seconds"] == 600.0
+        assert limits["queue_size"] == 7 and limits["max_uploads"] == 256
+        assert {"upload_grace_s", "min_upload_kbps", "header_timeout_s", "keep_alive_s"} <= set(limits)
 
         listing = client.get("/v1/models").json()
         assert listing["object"] == "list" and len(listing["data"]) == 1
@@ -389,13 +393,11 @@ def real_server(loaded):
     """Start uvicorn on a free loopback port with a GatedRecognizer; yields (base URL, app)."""
     import socket
 
-    import uvicorn
-
     config = ServeConfig(workers=1, queue_size=2)
     app = create_app(GatedRecognizer(loaded, loaded.decoding, workers=1), config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = make_server(app, config)  # with the server's own connection limits
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     _wait_for(lambda: server.started, "uvicorn to start")

@@ -17,7 +17,8 @@ the cores with transcription requests, which go on being served meanwhile.
 Adapted models live in `models_dir/NAME/` (model.pt with its LM and lexicon beside it,
 asr.adapt.vocabulary) and outlive the server: a restart lists them again. Each job's
 wall time is bounded by `max_adapt_minutes` (training gets 80% of it as its budget; at
-the limit, or on DELETE, training stops and the best weights so far are kept).
+the limit, on DELETE, or when the server stops (`close`), training stops and the best
+weights so far are kept).
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ class Adaptations:
         self.config = config
         self.jobs: dict[str, AdaptationJob] = {}
         self.running: AdaptationJob | None = None
+        self.closing = False  # the server is stopping: a job ends without its before/after test
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def retry_after(self) -> int:
@@ -147,11 +150,22 @@ class Adaptations:
             job = AdaptationJob(id=f"adapt-{uuid.uuid4().hex[:12]}", name=name, folder=folder, test=test, steps=steps)
             self.jobs[job.id] = job
             self.running = job
-        threading.Thread(target=self._run, args=(job,), name=f"asr-{job.id}", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, args=(job,), name=f"asr-{job.id}", daemon=True)
+        self._thread.start()
         return job
 
     def cancel(self, job: AdaptationJob) -> None:
         job.stop.set()
+
+    def close(self, seconds: float) -> None:
+        """Stop the running job, if any, as the server stops: training ends at its next step and
+        keeps its best weights (the model is there after a restart); wait up to `seconds` for it.
+        A thread still in torch when the interpreter exits aborts the process."""
+        self.closing = True
+        job, thread = self.running, self._thread
+        if job is not None and thread is not None:
+            job.stop.set()
+            thread.join(seconds)
 
     def _run(self, job: AdaptationJob) -> None:
         from asr.adapt.job import AdaptConfig, AdaptJob, adapt
@@ -170,6 +184,9 @@ class Adaptations:
 
             data = AdaptJob(data=str(job.folder / "train"), out=str(out), base=self.models.default.loaded.path)
             summary = adapt(data, config, on_progress, job.stop, log=lambda _: None)
+            if self.closing:
+                job.status = "cancelled"
+                return
             job.progress = {**job.progress, "phase": "testing"}
             job.result = {"summary": {k: summary[k] for k in ("steps", "seconds", "loss_before", "loss_after",
                                                                 "held_out_loss_before", "held_out_loss_after",

@@ -9,22 +9,27 @@ Every failure is a JSON body in OpenAI's error shape, never a traceback:
     400  no `file` field, a text `file`, an unknown field, a bad response_format or language,
          an empty, non-audio, truncated or too short file, a malformed multipart body
     404 / 405  unknown route or method
+    408  an upload slower than --min-upload-kbps (after --upload-grace-s): asr.serve.limits
     413  a body over max_upload_bytes (refused from its Content-Length, or cut off while it
          streams in) or audio over max_audio_seconds
     415  a body that is not multipart/form-data
-    503  every slot taken (see asr.serve.scheduler), with Retry-After
+    503  every upload slot or queue slot taken (asr.serve.limits, asr.serve.scheduler), with
+         Retry-After; or the server is stopping (code "server_shutting_down")
     500  a bug: logged on the server with its traceback; the client gets one line
+An answer given before the whole body has arrived closes the connection (Connection: close).
 
-Uploads: each request gets a folder of its own under the server's temporary folder
-(made at start-up, removed at shutdown); the file is saved there, transcribed, and the
-folder is deleted when the answer is ready, whatever happened. Starlette spools the
-multipart body to an anonymous temporary file, which is gone once closed.
+Uploads: a transcription request enters the queue once its body has arrived. It then gets a
+folder of its own under the server's temporary folder (made at start-up, removed at shutdown);
+the file is saved there, transcribed, and the folder is deleted when the answer is ready,
+whatever happened. Starlette spools the multipart body to an anonymous temporary file, which
+is gone once closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import shutil
 import socket
 import tempfile
@@ -42,11 +47,12 @@ from starlette.requests import ClientDisconnect
 
 from asr import __version__
 from asr.adapt.data import MIN_SECONDS, check_data, read_data
-from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_info
+from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_seconds
 from asr.data.manifest import Utterance
 from asr.errors import AsrError
 from asr.serve import ServeConfig
 from asr.serve.adaptation import ADAPTED_PREFIX, AdaptationBusy, Adaptations, Models
+from asr.serve.limits import SHUTTING_DOWN, Guard, Server, UploadGuard, UploadRefused, error_body, h11_protocol
 from asr.serve.recognizer import Recognizer
 from asr.serve.scheduler import Scheduler
 from asr.text import CharTokenizer
@@ -56,6 +62,8 @@ PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 ADAPT_PAGE = PAGE.with_name("adapt.html")
 PROMPTS = PAGE.with_name("prompts.txt")  # CC0 sentences the adaptation page asks people to read
 ADAPT_PATH = "/v1/adaptations"
+ADAPT_STOP_SECONDS = 30.0  # how long a stopping server waits for a running adaptation to save its model
+ADAPT_UPLOADS = 2  # adaptation uploads (up to max_adapt_upload_mb each) read at once: one job runs at a time
 FORM_OVERHEAD_BYTES = 65_536  # multipart boundaries, headers and the small fields, beyond the file itself
 # Fields of OpenAI's transcription request. Only `file` and `response_format` change our answer;
 # `model` (the server has one), `prompt`, `temperature` and `timestamp_granularities[]` are accepted
@@ -78,14 +86,6 @@ class ApiError(Exception):
         self.status, self.message, self.code, self.param, self.headers = status, message, code, param, headers
 
 
-class UploadTooLarge(Exception):
-    """The request body grew past the limit while streaming in (`adapting`: an adaptation upload)."""
-
-    def __init__(self, adapting: bool = False):
-        super().__init__()
-        self.adapting = adapting
-
-
 def too_large_message(max_bytes: int, adapting: bool = False) -> str:
     if adapting:
         return (f"upload too large: this server takes adaptation recordings up to {max_bytes / 1e6:g} MB "
@@ -95,9 +95,7 @@ def too_large_message(max_bytes: int, adapting: bool = False) -> str:
 
 def error_response(status: int, message: str, code: str, param: str | None = None,
                    headers: dict | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status, headers=headers)
+    return JSONResponse(error_body(status, message, code, param), status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -115,10 +113,9 @@ class BodyLimit:
         adapting = scope["path"] == ADAPT_PATH
         max_bytes = self.adapt_bytes if adapting else self.max_bytes
         length = dict(scope["headers"]).get(b"content-length", b"")
+        refusal = too_large_message(self.adapt_upload_bytes if adapting else self.upload_bytes, adapting)
         if length.isdigit() and int(length) > max_bytes:
-            shown = self.adapt_upload_bytes if adapting else self.upload_bytes
-            response = error_response(413, too_large_message(shown, adapting), "file_too_large", "file")
-            return await response(scope, receive, send)
+            return await error_response(413, refusal, "file_too_large", "file")(scope, receive, send)
         received = 0
 
         async def limited_receive():
@@ -126,8 +123,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > max_bytes:
-                    raise UploadTooLarge(adapting)
+                if received > max_bytes:  # answered by UploadGuard, around this middleware
+                    raise UploadRefused(413, refusal, "file_too_large", "file")
             return message
 
         await self.app(scope, limited_receive, send)
@@ -138,27 +135,34 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None) -> Fas
     scheduler = Scheduler(recognizer, config)
     models = Models(recognizer, config.adapted_models_dir, config.workers)
     adaptations = Adaptations(models, config)
+    guard = Guard(config.max_uploads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        guard.stopping = asyncio.Event()  # in the server's event loop
         app.state.work_dir = Path(tempfile.mkdtemp(prefix="asr-serve-"))
         await scheduler.start()
         try:
             yield
+        except asyncio.CancelledError:  # a forced stop (a second Ctrl-C): uvicorn skips this shutdown, then
+            pass  # cancels it; it still runs, quietly (uvicorn would log the cancellation's traceback)
         finally:
             await scheduler.stop()
+            await run_in_threadpool(adaptations.close, ADAPT_STOP_SECONDS)
             shutil.rmtree(app.state.work_dir, ignore_errors=True)
 
     # The interactive /docs pages load their scripts from a CDN: off. /openapi.json stays.
     app = FastAPI(title="asr serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.scheduler = scheduler
     app.state.adaptations = adaptations
+    app.state.guard = guard
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes + FORM_OVERHEAD_BYTES,
                        upload_bytes=config.max_upload_bytes,
                        adapt_bytes=config.max_adapt_upload_bytes + FORM_OVERHEAD_BYTES * 4,
                        adapt_upload_bytes=config.max_adapt_upload_bytes)
+    app.add_middleware(UploadGuard, config=config, guard=guard)  # added last: around BodyLimit
     _add_error_handlers(app, config)
-    _add_pages(app, recognizer, scheduler, config)
+    _add_pages(app, recognizer, scheduler, guard, config)
     _add_models(app, models)
     _add_adaptations(app, adaptations, config)
     _add_transcriptions(app, scheduler, models, config)
@@ -171,12 +175,6 @@ def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, err: ApiError):
         return error_response(err.status, err.message, err.code, err.param, err.headers)
-
-    @app.exception_handler(UploadTooLarge)
-    async def on_too_large(request: Request, err: UploadTooLarge):
-        limit = config.max_adapt_upload_bytes if err.adapting else config.max_upload_bytes
-        return error_response(413, too_large_message(limit, err.adapting), "file_too_large", "file",
-                              {"Connection": "close"})
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, err: HTTPException):
@@ -194,7 +192,7 @@ def _add_error_handlers(app: FastAPI, config: ServeConfig) -> None:
         return error_response(500, f"internal error ({type(err).__name__}); the server logged it", "internal_error")
 
 
-def _add_pages(app: FastAPI, recognizer: Recognizer, scheduler: Scheduler, config: ServeConfig) -> None:
+def _add_pages(app: FastAPI, recognizer: Recognizer, scheduler: Scheduler, guard: Guard, config: ServeConfig) -> None:
     """The web page, the adaptation page and its prompts, and /healthz."""
     page = PAGE.read_text(encoding="utf-8")
     adapt_page = ADAPT_PAGE.read_text(encoding="utf-8")
@@ -205,13 +203,20 @@ def _add_pages(app: FastAPI, recognizer: Recognizer, scheduler: Scheduler, confi
     async def index():
         return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"})
 
+    limits = {"max_upload_bytes": config.max_upload_bytes, "max_audio_seconds": config.max_audio_seconds,
+              "min_audio_seconds": config.min_audio_seconds, "max_uploads": config.max_uploads,
+              "queue_size": config.queue_size, "upload_grace_s": config.upload_grace_s,
+              "min_upload_kbps": config.min_upload_kbps, "header_timeout_s": config.header_timeout_s,
+              "keep_alive_s": config.keep_alive_s, "max_adapt_upload_bytes": config.max_adapt_upload_bytes,
+              "max_adapt_prompts": config.max_adapt_prompts, "max_adapt_minutes": config.max_adapt_minutes}
+
     @app.get("/healthz")
     async def healthz():
         return {"status": "ok", "model": recognizer.model_id, "workers": config.workers,
-                "requests": {"admitted": scheduler.admitted, "waiting": scheduler.waiting,
+                "requests": {"uploading": guard.uploading, "upload_limit": config.max_uploads,
+                             "admitted": scheduler.admitted, "waiting": scheduler.waiting,
                              "running": scheduler.running, "limit": config.queue_size},
-                "limits": {"max_upload_bytes": config.max_upload_bytes,
-                           "max_audio_seconds": config.max_audio_seconds}}
+                "limits": limits}
 
     @app.get("/adapt", response_class=HTMLResponse, include_in_schema=False)
     async def adapt_index():
@@ -242,27 +247,24 @@ def _add_models(app: FastAPI, models: Models) -> None:
 def _add_adaptations(app: FastAPI, adaptations: Adaptations, config: ServeConfig) -> None:
     """POST /v1/adaptations (one job at a time), GET and DELETE /v1/adaptations/{id}."""
 
+    uploading = 0  # adaptation uploads being read and saved (ADAPT_UPLOADS at most)
+
     @app.post(ADAPT_PATH, status_code=202, openapi_extra=_OPENAPI_ADAPT)
     async def start_adaptation(request: Request):
-        if adaptations.running is not None:
-            wait = adaptations.retry_after()
-            raise ApiError(429, f"an adaptation is running (one at a time); retry in {wait} s", "adaptation_busy",
+        nonlocal uploading
+        if adaptations.running is not None or uploading >= ADAPT_UPLOADS:
+            running = adaptations.running is not None
+            wait = adaptations.retry_after() if running else max(1, math.ceil(config.upload_grace_s))
+            what = "an adaptation is running" if running else "adaptations are uploading"
+            raise ApiError(429, f"{what} (one job at a time); retry in {wait} s", "adaptation_busy",
                            headers={"Retry-After": str(wait)})
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise ApiError(415, "send the recordings as multipart/form-data: fields 'file' and 'text', one pair "
-                                "per prompt", "unsupported_media_type")
+        uploading += 1
         folder = Path(tempfile.mkdtemp(prefix="adapt-", dir=request.app.state.work_dir))
         try:
-            limit = config.max_adapt_prompts
             try:
-                form = await request.form(max_files=limit, max_fields=2 * limit + 4)
-            except (MultiPartException, HTTPException) as err:
-                reason = err.message if isinstance(err, MultiPartException) else err.detail
-                raise ApiError(400, f"malformed multipart body: {reason}", "invalid_multipart") from None
-            try:
-                test, steps = await run_in_threadpool(_save_recordings, form, folder, config)
+                test, steps = await _receive_recordings(request, folder, config)
             finally:
-                await form.close()
+                uploading -= 1
             try:
                 job = adaptations.submit(folder, test, steps)
             except AdaptationBusy as err:
@@ -295,28 +297,22 @@ def _add_transcriptions(app: FastAPI, scheduler: Scheduler, models: Models, conf
 
     @app.post("/v1/audio/transcriptions", openapi_extra=_OPENAPI_UPLOAD)
     async def transcriptions(request: Request):
-        if not scheduler.try_admit():
-            wait = scheduler.retry_after()
-            raise ApiError(503, f"server busy: {config.queue_size} requests in progress; retry in {wait} s",
-                           "server_busy", headers={"Retry-After": str(wait)})
+        if scheduler.admitted >= config.queue_size:  # full now: refuse before reading the upload
+            raise _busy(scheduler, config)
+        # Bounds on the parts (the body's size and pace: BodyLimit, UploadGuard); _read_fields says what is wrong.
+        form = await _read_form(request, len(FIELDS), len(FIELDS),
+                                "send the audio as multipart/form-data, in the field 'file'")
+        if not scheduler.try_admit():  # the upload has arrived: only now does it take a place in the queue
+            await form.close()
+            raise _busy(scheduler, config)
         folder = Path(tempfile.mkdtemp(dir=request.app.state.work_dir))
         try:
-            return await _transcribe(request, folder)
-        except ClientDisconnect:  # gone while uploading: nobody to answer
-            return Response(status_code=400)
+            return await _transcribe(request, form, folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
             scheduler.release()
 
-    async def _transcribe(request: Request, folder: Path) -> Response:
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise ApiError(415, "send the audio as multipart/form-data, in the field 'file'", "unsupported_media_type")
-        try:
-            # Bounds on the parts (the body size is bounded by BodyLimit); _read_fields says what is wrong.
-            form = await request.form(max_files=len(FIELDS), max_fields=len(FIELDS))
-        except (MultiPartException, HTTPException) as err:  # Starlette turns the first into the second
-            reason = err.message if isinstance(err, MultiPartException) else err.detail
-            raise ApiError(400, f"malformed multipart body: {reason}", "invalid_multipart") from None
+    async def _transcribe(request: Request, form, folder: Path) -> Response:
         try:
             upload, fmt = _read_fields(form)
             chosen = await run_in_threadpool(_chosen_model, models, form.get("model"))
@@ -325,15 +321,36 @@ def _add_transcriptions(app: FastAPI, scheduler: Scheduler, models: Models, conf
             await run_in_threadpool(_save, upload, path, config.max_upload_bytes)
         finally:
             await form.close()
-        seconds = await run_in_threadpool(_check_audio, path, name, config)
+        seconds, path = await run_in_threadpool(_check_audio, path, name, config)
         try:
-            result = await _unless_client_leaves(request, scheduler.transcribe(path, seconds, chosen))
+            result = await _unless_client_leaves(request, scheduler.transcribe(path, seconds, chosen),
+                                                 request.app.state.guard.stopping)
         except AudioError as err:  # readable header, unreadable samples (e.g. a garbled Ogg body)
             raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
         if result is None:
             return Response(status_code=400)  # the client has gone; this is never sent
         body, media_type = response(result, fmt, seconds, chosen.loaded.tokenizer)
         return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
+
+
+def _busy(scheduler: Scheduler, config: ServeConfig) -> ApiError:
+    wait = scheduler.retry_after()
+    return ApiError(503, f"server busy: {config.queue_size} requests in the queue; retry in {wait} s",
+                    "server_busy", headers={"Retry-After": str(wait)})
+
+
+async def _read_form(request: Request, max_files: int, max_fields: int, how: str):
+    """The multipart form of `request` (Starlette's FormData, files spooled to temporary files), or
+    ApiError: 415 not multipart (`how` says what to send), 400 malformed or too many parts."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, how, "unsupported_media_type")
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except (MultiPartException, HTTPException) as err:  # Starlette turns the first into the second
+        reason = err.message if isinstance(err, MultiPartException) else err.detail
+        raise ApiError(400, f"malformed multipart body: {reason}", "invalid_multipart") from None
+    except ClientDisconnect:  # gone while uploading: this answer reaches nobody
+        raise ApiError(400, "the client left during its upload", "client_disconnected") from None
 
 
 def _chosen_model(models: Models, model_id) -> Recognizer:
@@ -346,6 +363,17 @@ def _chosen_model(models: Models, model_id) -> Recognizer:
         known = ", ".join([models.default.model_id, *models.adapted_ids()])
         raise ApiError(404, f"model {model_id!r} not found; this server has {known}", "model_not_found", "model")
     return found
+
+
+async def _receive_recordings(request: Request, folder: Path, config: ServeConfig) -> tuple[list[Utterance], int]:
+    """Read an adaptation upload and save it under `folder` (_save_recordings)."""
+    limit = config.max_adapt_prompts
+    form = await _read_form(request, limit, 2 * limit + 4, "send the recordings as multipart/form-data: fields "
+                                                            "'file' and 'text', one pair per prompt")
+    try:
+        return await run_in_threadpool(_save_recordings, form, folder, config)
+    finally:
+        await form.close()
 
 
 def _save_recordings(form, folder: Path, config: ServeConfig) -> tuple[list[Utterance], int]:
@@ -377,7 +405,10 @@ def _save_recordings(form, folder: Path, config: ServeConfig) -> tuple[list[Utte
         if total > config.max_adapt_upload_bytes:
             raise ApiError(413, too_large_message(config.max_adapt_upload_bytes, True), "file_too_large", "file")
         name = Path(upload.filename or f"recording {i + 1}").name[:200]
-        seconds = _check_audio(path, name, config)
+        seconds, usable = _check_audio(path, name, config)
+        if usable != path:  # decoded from a file that stated no length: keep the decoded WAV alone
+            path.unlink()
+            path = usable.rename(stem.with_suffix(".wav"))
         stem.with_suffix(".txt").write_text(text, encoding="utf-8")
         utterances.append(Utterance(f"{i:03d}", str(path), seconds, text, "you"))
     try:
@@ -441,31 +472,41 @@ def _save(upload: UploadFile, path: Path, max_bytes: int) -> None:
             raise ApiError(413, too_large_message(max_bytes), "file_too_large", "file")
 
 
-def _check_audio(path: Path, name: str, config: ServeConfig) -> float:
-    """Duration of the saved upload in seconds, or ApiError: not audio (400) or too long (413)."""
+def _check_audio(path: Path, name: str, config: ServeConfig) -> tuple[float, Path]:
+    """(Duration in seconds, the file to transcribe) of the saved upload `path`, or ApiError: not
+    audio (400) or too long (413). A file whose header states no length is decoded only as far as
+    max_audio_seconds, into a WAV beside it that is transcribed instead (asr.audio.audio_seconds)."""
+    decoded = path.with_name(path.name + ".wav")
     try:
-        seconds = audio_info(path)[0]
+        seconds = audio_seconds(path, config.max_audio_seconds, decoded)
     except AudioError as err:
         raise ApiError(400, f"{name}: {err.reason}", "invalid_audio", "file") from None
     if seconds > config.max_audio_seconds:
-        raise ApiError(413, f"{name}: audio too long ({seconds:.1f} s); this server takes up to "
+        length = f"{seconds:.1f} s" if math.isfinite(seconds) else f"over {config.max_audio_seconds:g} s"
+        raise ApiError(413, f"{name}: audio too long ({length}); this server takes up to "
                             f"{config.max_audio_seconds:g} s (--max-audio-seconds)", "audio_too_long", "file")
     if seconds < config.min_audio_seconds:
         raise ApiError(400, f"{name}: audio too short ({seconds * 1000:.0f} ms); at least "
                             f"{config.min_audio_seconds * 1000:.0f} ms", "audio_too_short", "file")
-    return seconds
+    return seconds, decoded if decoded.exists() else path
 
 
-async def _unless_client_leaves(request: Request, work):
-    """Await the coroutine `work`, or cancel it and return None if the client disconnects first."""
+async def _unless_client_leaves(request: Request, work, stopping: asyncio.Event):
+    """Await the coroutine `work`, or cancel it and return None if the client disconnects first,
+    or cancel it and raise ApiError 503 if the server stops first (`stopping` is set)."""
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnect(request))
+    stop = asyncio.ensure_future(stopping.wait())
     try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, gone, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for pending in (task, gone):
+        for pending in (task, gone, stop):
             pending.cancel()
-    return task.result() if task.done() and not task.cancelled() else None
+    if task.done() and not task.cancelled():
+        return task.result()
+    if stopping.is_set():
+        raise ApiError(503, SHUTTING_DOWN, "server_shutting_down", headers={"Connection": "close"})
+    return None
 
 
 async def _disconnect(request: Request) -> None:
@@ -490,8 +531,6 @@ _OPENAPI_UPLOAD = {"requestBody": {"required": True, "content": {"multipart/form
 
 def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
     """Serve `recognizer` on the socket from `listen` until interrupted; prints the URL first."""
-    import uvicorn
-
     from asr.threads import set_threads, usable_cores
 
     # Each worker gets an equal share of the cores for torch's intra-op threads: several
@@ -505,6 +544,14 @@ def serve(recognizer, config: ServeConfig, sock: socket.socket) -> None:
     if not ipaddress.ip_address(host).is_loopback:
         print("asr serve: listening beyond this machine, without authentication: anyone who can reach "
               "this port can use it", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(recognizer, config), log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    server.run(sockets=[sock])
+    make_server(create_app(recognizer, config), config).run(sockets=[sock])
+
+
+def make_server(app: FastAPI, config: ServeConfig) -> Server:
+    """uvicorn's server for `app` (from create_app) with the connection limits of `config`: its
+    `run(sockets=[sock])` serves until SIGINT or SIGTERM (or `should_exit`; tests run it in a thread)."""
+    import uvicorn
+
+    return Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5,
+                                 http=h11_protocol(config.header_timeout_s), timeout_keep_alive=config.keep_alive_s),
+                  app.state.guard)

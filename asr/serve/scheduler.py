@@ -8,10 +8,11 @@
     finally:
         scheduler.release()
 
-A request holds one of `queue_size` slots from before its upload is read until its
-answer is ready, so uploads, waiting and running requests together are bounded (and
-so is the disk they use: queue_size x max_upload_mb). Admitted requests wait in one
-FIFO queue. Each of `workers` coroutines takes the oldest and, if it is short (at most
+A request holds one of `queue_size` slots from the moment its upload has arrived until
+its answer is ready, so waiting and running requests together are bounded (and so is
+the disk their saved files use: queue_size x max_upload_mb); uploads still arriving are
+bounded apart (asr.serve.limits), so that slow clients cannot fill this queue. Admitted
+requests wait in one FIFO queue. Each of `workers` coroutines takes the oldest and, if it is short (at most
 BATCH_SECONDS), up to `max_batch - 1` more short ones that are already waiting (never
 waiting for more to arrive), and runs them through the model in one call, in a thread
 of its own (torch and the beam decoder release the GIL, so the threads use the cores).
