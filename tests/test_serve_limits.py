@@ -190,7 +190,8 @@ def test_200_stalled_uploads_neither_lock_out_a_real_request_nor_stay_open(loade
         took = time.monotonic() - start
         assert set(codes) <= {"upload_timeout", "closed"} and codes.count("upload_timeout") > 100, codes
         assert took < 20, f"the stalled uploads were closed only after {took:.1f} s"
-        assert app.state.guard.uploading == 0
+        # each slot is given back as its request ends, which may be just after the client saw the close
+        wait_for(lambda: app.state.guard.uploading == 0, "every upload slot to be given back", 5)
 
 
 def test_an_upload_may_be_slow_but_must_keep_the_minimum_rate(loaded, wav):
