@@ -216,6 +216,18 @@ def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run
     assert _comparable(_metrics(exp_dir)) == _comparable(_metrics(uninterrupted_exp))
 
 
+@pytest.mark.parametrize("module", ["torch.functional", "torch.nn"])
+def test_ctrl_c_while_torch_loads_ends_with_one_line(speech_manifest, tmp_path, module):
+    """A Ctrl-C in the seconds `asr train` spends importing torch: "interrupted" and 130, nothing
+    else. Importing torch again after its import was cut short fails (an AttributeError here; a
+    SIGSEGV or SIGABRT when the cut came deeper in torch's setup), so nothing on the way out may
+    import it (asr.commands.leave_rank)."""
+    args = ["train", "--train-manifest", str(speech_manifest), "--exp-dir", str(tmp_path / "exp")]
+    stopped = subprocess.run(signal_after(f"import:{module}", 1, "SIGINT", "self", args), env=ONE_THREAD_ENV,
+                             capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert (stopped.returncode, stopped.stderr) == (130, "interrupted\n")
+
+
 # --- what a run logs -----------------------------------------------------------------------------
 
 STEP_LINE = re.compile(r"step (\d+)  epoch (\d+)  loss ([\d.]+)  lr (\S+)  ([\d.]+) audio-s/s  elapsed \d+:\d\d:\d\d")
