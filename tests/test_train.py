@@ -228,6 +228,25 @@ def test_ctrl_c_while_torch_loads_ends_with_one_line(speech_manifest, tmp_path, 
     assert (stopped.returncode, stopped.stderr) == (130, "interrupted\n")
 
 
+def test_a_ctrl_c_during_torch_s_import_is_raised_once_torch_is_whole():
+    """asr.commands.import_torch holds SIGINT back: raised inside torch's setup, a KeyboardInterrupt
+    can abort the process (pybind11) or leave torch half made."""
+    code = "\n".join([
+        "import os, signal, sys",
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "from signal_after import SignalOnImport",
+        "sys.meta_path.insert(0, SignalOnImport('torch.functional', lambda: os.kill(os.getpid(), signal.SIGINT)))",
+        "from asr.commands import import_torch",
+        "try:",
+        "    import_torch()",
+        "except KeyboardInterrupt:",
+        "    print('interrupted; torch whole:', 'torch' in sys.modules and hasattr(sys.modules['torch'], 'Tensor'))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], env=ONE_THREAD_ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout == "interrupted; torch whole: True\n", result.stderr[-2000:]
+
+
 # --- what a run logs -----------------------------------------------------------------------------
 
 STEP_LINE = re.compile(r"step (\d+)  epoch (\d+)  loss ([\d.]+)  lr (\S+)  ([\d.]+) audio-s/s  elapsed \d+:\d\d:\d\d")
