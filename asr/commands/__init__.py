@@ -16,7 +16,6 @@ imports what it needs when it runs. This module holds what the groups share.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 
@@ -49,6 +48,14 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
                                                      "1 when other jobs share the machine)")
 
 
+def import_torch() -> None:
+    """Import torch with Ctrl-C held back (asr.extras.import_whole): the long commands (`asr train`,
+    `transcribe`, `evaluate`) call this first; the seconds it takes are when a Ctrl-C is likeliest."""
+    from asr.extras import import_whole
+
+    import_whole("torch")
+
+
 def leave_rank(code: int) -> None:
     """After a command that torchrun may run as one of several ranks (`asr train`, `transcribe`,
     `evaluate`), whatever its outcome: such a rank leaves at once (asr.distributed.exit_rank).
@@ -58,19 +65,6 @@ def leave_rank(code: int) -> None:
     distributed = sys.modules.get("asr.distributed")
     if distributed is not None:
         distributed.exit_rank(code)
-
-
-def import_torch() -> None:
-    """Import torch with Ctrl-C (SIGINT) held back until the import is done; one that came meanwhile
-    is then raised as usual. A KeyboardInterrupt raised inside torch's import (in Python code that
-    its C++ setup calls) can abort the process ("terminate called after throwing an instance of
-    'pybind11::error_already_set'") or leave torch half made. The long commands (`asr train`,
-    `transcribe`, `evaluate`) call this first; the seconds it takes are when a Ctrl-C is likeliest."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        import torch  # noqa: F401
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def rank_failed(err: Exception) -> bool:
