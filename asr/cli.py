@@ -22,7 +22,8 @@
     asr adapt DATA --out MODEL.pt [--model BASE] [--text FILE] [--steps N | --minutes M]   fine-tune on one voice
 
 Expected failures (bad audio, bad manifests, bad configs, missing checkpoints) print one
-`error: ...` line and exit with status 1 or 2; no traceback. Flags are kebab-case
+`error: ...` line and exit with status 1 or 2; no traceback. Under torchrun, any failure of
+one rank (a bug too) ends every rank at once, each with at most one line (asr.distributed). Flags are kebab-case
 (`--beam-size`, `--train.max-batch-seconds`). Building the parser imports no torch, so every
 `--help` is instant; each command imports what it needs when it runs.
 """
@@ -32,7 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from asr.commands import HelpFormatter, adapt, data, decoding, deploy, lm, say, training
+from asr.commands import HelpFormatter, adapt, data, decoding, deploy, lm, rank_failed, say, training
 from asr.errors import AsrError
 
 
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted")
         code = 130
+    except Exception as err:  # a bug: its traceback, as Python prints it, except on a torchrun rank
+        if not (getattr(args, "finish", None) and rank_failed(err)):
+            raise
+        code = 1
     if getattr(args, "finish", None):  # a torchrun rank (train, transcribe, evaluate): asr.distributed.exit_rank
         args.finish(code)
     return code

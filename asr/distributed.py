@@ -8,12 +8,19 @@ torchrun sets RANK, LOCAL_RANK and WORLD_SIZE in each process's environment;
 then wraps the model in DistributedDataParallel, gives each rank every
 `world_size`-th batch, and lets only rank 0 write files and progress bars.
 The helpers below are no-ops in a single process.
+
+A rank that fails leaves at once, whatever the failure (asr.cli calls `report_failure`,
+then `exit_rank`): an `error:` line of its own (and a bug's traceback, once, from the rank
+that met it), never Python's finalization (see `exit_without_finalizing`). The other ranks'
+next collective then fails because the connection to it closed (`lost_peer`): each says so
+in one line and leaves too, unless torchrun's SIGTERM reached it first.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -102,6 +109,25 @@ def exit_without_finalizing(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether `err` is a collective that failed because another rank is gone (its connection
+    closed or reset, or NCCL's own error): that rank says why; this one only stops too."""
+    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and "gloo/transport/" in str(err))
+
+
+def report_failure(err: BaseException) -> None:
+    """Say on stderr why this rank of a torchrun job stops on `err`, an exception nobody caught:
+    one `error: rank R: ...` line, after the traceback when it is a bug of its own (once, from this
+    rank), without one when a collective failed because another rank is gone (`lost_peer`)."""
+    rank = Distributed.from_env().rank
+    if lost_peer(err):
+        detail = str(err).strip().splitlines()[0].split("] ", 1)[-1]  # gloo: "[.../pair.cc:547] Connection ..."
+        sys.stderr.write(f"error: rank {rank}: stopped because another rank of the job ended ({detail})\n")
+        return
+    traceback.print_exception(err)
+    sys.stderr.write(f"error: rank {rank}: {type(err).__name__}: {err} (a bug: the traceback above)\n")
 
 
 def exit_rank(code: int) -> None:

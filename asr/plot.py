@@ -40,7 +40,9 @@ def read_metrics(exp_dir: str | os.PathLike) -> list[dict]:
 
 def plot_runs(exp_dirs: list[str | os.PathLike], out: str | os.PathLike) -> Path:
     """Draw the curves of every run in `exp_dirs` into one PNG at `out`. Returns `out`."""
-    from matplotlib.figure import Figure  # imported here: a second or two, only when plotting
+    from asr.extras import import_whole
+
+    Figure = import_whole("matplotlib.figure").Figure  # here: a second or two, only when plotting
 
     runs = [(str(d), read_metrics(d)) for d in exp_dirs]
     fig = Figure(figsize=(8, 9), layout="constrained")

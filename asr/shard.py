@@ -49,7 +49,7 @@ from asr.decode import Decoder
 from asr.distributed import Distributed
 from asr.evaluate import EvaluateError, decode_utterances, evaluate
 from asr.threads import usable_cores
-from asr.transcribe import finished_files, iter_transcripts, transcribe_many
+from asr.transcribe import absolute, finished_files, iter_transcripts, transcribe_many
 from asr.writers import OutputError, transcript_line
 
 # Ranks finish their shares at different times and then wait for the last one at a barrier;
@@ -132,7 +132,7 @@ def _todo(paths: list[Path], fmt: str | None, output: Path | None, targets: dict
             raise OutputError(f"{output}: already exists (or the parts of an interrupted run beside it); "
                               f"pass --resume to continue it, or remove it")
         done = set().union(*(finished_files(f, fmt) for f in [output, *parts]))  # cuts torn last lines
-        todo = [p for p in paths if str(p) not in done]
+        todo = [p for p in paths if absolute(p) not in done]  # however each was named
     elif targets is not None and resume:
         todo = [p for p in paths if not all(t.exists() for t in targets[p])]
     else:
@@ -213,7 +213,7 @@ def merge_parts(output: Path, paths: list[Path], fmt: str) -> None:
     for part in parts:
         for line in part.read_text(encoding="utf-8").splitlines():
             file = _file_of(line, fmt)
-            if file not in done:
+            if absolute(file) not in done:
                 new.setdefault(file, line)
     earlier = output.read_text(encoding="utf-8") if output.exists() else ""
     with atomic_write(output) as f:

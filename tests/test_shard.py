@@ -201,6 +201,21 @@ def test_one_process_resuming_takes_in_the_parts_of_an_interrupted_sharded_run(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "out.jsonl"]
 
 
+def test_resuming_after_a_merge_that_was_killed_before_the_parts_went_keeps_each_line_once(tiny_checkpoint,
+                                                                                         collection, tmp_path, capsys):
+    assert main(transcribe_args(collection, tiny_checkpoint, "--output", str(tmp_path / "one.txt"))) == 1
+    lines = (tmp_path / "one.txt").read_text().splitlines(keepends=True)
+    out = tmp_path / "out.txt"
+    out.write_text(lines[0] + lines[1] + lines[2])  # merged, atomically ...
+    (tmp_path / ".out.txt.part-0").write_text(lines[0] + lines[2])  # ... but the parts were still there
+    (tmp_path / ".out.txt.part-1").write_text(lines[1])
+    capsys.readouterr()
+    assert main(transcribe_args(collection, tiny_checkpoint, "--output", str(out), "--resume")) == 1  # bad.wav
+    assert "resuming: 3 file(s) already done, 5 to go" in capsys.readouterr().err  # not transcribed again
+    assert out.read_text() == "".join(lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.txt", "out.txt"]
+
+
 # ---- torchrun: evaluate ----------------------------------------------------------------------
 
 

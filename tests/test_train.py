@@ -216,6 +216,41 @@ def test_stop_signal_saves_last_pt_and_the_resume_ends_like_an_uninterrupted_run
     assert _comparable(_metrics(exp_dir)) == _comparable(_metrics(uninterrupted_exp))
 
 
+@pytest.mark.slow  # a subprocess that imports part of torch: seconds
+def test_ctrl_c_while_torch_loads_ends_with_one_line(speech_manifest, tmp_path):
+    """A Ctrl-C in the seconds `asr train` spends importing torch: "interrupted" and 130, nothing
+    else. Importing torch again after its import was cut short fails (an AttributeError here; a
+    SIGSEGV or SIGABRT when the cut came deeper in torch's setup): asr.commands.import_torch holds
+    the Ctrl-C back until torch is whole, and nothing on the way out imports it (leave_rank)."""
+    args = ["train", "--train-manifest", str(speech_manifest), "--exp-dir", str(tmp_path / "exp")]
+    stopped = subprocess.run(signal_after("import:torch.functional", 1, "SIGINT", "self", args), env=ONE_THREAD_ENV,
+                             capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert (stopped.returncode, stopped.stderr) == (130, "interrupted\n")
+
+
+@pytest.mark.slow  # a subprocess that imports torch or matplotlib: seconds
+@pytest.mark.parametrize("module,inner,name", [("torch", "torch.functional", "Tensor"),
+                                               ("matplotlib.figure", "matplotlib.ft2font", "Figure")])
+def test_a_ctrl_c_during_a_compiled_import_is_raised_once_the_module_is_whole(module, inner, name):
+    """asr.extras.import_whole holds SIGINT back: raised inside a compiled module's setup, a
+    KeyboardInterrupt leaves it half made (tests/stop_loop.py saw SIGSEGV and SIGABRT follow).
+    Here the Ctrl-C comes as `inner` starts to be imported, within `module`'s import."""
+    code = "\n".join([
+        "import os, signal, sys",
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})",
+        "from signal_after import SignalOnImport",
+        f"sys.meta_path.insert(0, SignalOnImport({inner!r}, lambda: os.kill(os.getpid(), signal.SIGINT)))",
+        "from asr.extras import import_whole",
+        "try:",
+        f"    import_whole({module!r})",
+        "except KeyboardInterrupt:",
+        f"    print('interrupted; whole:', hasattr(sys.modules.get({module!r}), {name!r}))",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], env=ONE_THREAD_ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout == "interrupted; whole: True\n", result.stderr[-2000:]
+
+
 # --- what a run logs -----------------------------------------------------------------------------
 
 STEP_LINE = re.compile(r"step (\d+)  epoch (\d+)  loss ([\d.]+)  lr (\S+)  ([\d.]+) audio-s/s  elapsed \d+:\d\d:\d\d")

@@ -48,12 +48,34 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
                                                      "1 when other jobs share the machine)")
 
 
+def import_torch() -> None:
+    """Import torch with Ctrl-C held back (asr.extras.import_whole): the long commands (`asr train`,
+    `transcribe`, `evaluate`) call this first; the seconds it takes are when a Ctrl-C is likeliest."""
+    from asr.extras import import_whole
+
+    import_whole("torch")
+
+
 def leave_rank(code: int) -> None:
     """After a command that torchrun may run as one of several ranks (`asr train`, `transcribe`,
-    `evaluate`), whatever its outcome: such a rank leaves at once (asr.distributed.exit_rank)."""
-    from asr.distributed import exit_rank
+    `evaluate`), whatever its outcome: such a rank leaves at once (asr.distributed.exit_rank).
+    Nothing is imported here: a command that never got asr.distributed (and torch) loaded has no
+    process group to leave, and when a Ctrl-C cut torch's import short, importing it again
+    crashes (torch._C set up twice: SIGSEGV, SIGABRT; tests/test_train.py)."""
+    distributed = sys.modules.get("asr.distributed")
+    if distributed is not None:
+        distributed.exit_rank(code)
 
-    exit_rank(code)
+
+def rank_failed(err: Exception) -> bool:
+    """After `err` escaped a command that torchrun may run as one of several ranks: such a rank
+    reports it (asr.distributed.report_failure) and returns True, to leave through `leave_rank`
+    at once, so that no rank waits for it; in one process it returns False (the traceback as usual)."""
+    distributed = sys.modules.get("asr.distributed")  # not loaded: no process group (see leave_rank)
+    if distributed is None or not distributed.Distributed.from_env().enabled:
+        return False
+    distributed.report_failure(err)
+    return True
 
 
 def add_precision_flag(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,15 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from asr.commands import add_command, add_precision_flag, add_threads_flag, decoding_options, leave_rank, say
+from asr.commands import (
+    add_command,
+    add_precision_flag,
+    add_threads_flag,
+    decoding_options,
+    import_torch,
+    leave_rank,
+    say,
+)
 
 GPU_BATCH_SECONDS = 600.0  # --batch-seconds with --device cuda when not given: see asr.transcribe
 
@@ -69,6 +77,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    import_torch()
     from asr.checkpoint import load_model
     from asr.data.manifest import read_manifest
     from asr.decode import make_decoder
@@ -138,7 +147,7 @@ def cmd_transcribe(args) -> int:
     if not paths:
         raise AudioError(" ".join(args.inputs), "no audio files found")
     check_outputs(formats, len(paths), args.output, args.output_dir, args.resume)  # before the model loads
-
+    import_torch()
     from asr.checkpoint import load_model
     from asr.config import flag_overrides, merge
     from asr.decode import make_decoder

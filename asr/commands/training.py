@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.commands import add_command, leave_rank
+from asr.commands import add_command, import_torch, leave_rank
 
 
 def add_commands(sub) -> None:
@@ -32,6 +32,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_train(args) -> int:
+    import_torch()
     from asr.config import flag_overrides, load_yaml, merge
     from asr.train import RunConfig, run
 
