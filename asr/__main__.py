@@ -1,5 +1,5 @@
 """`python -m asr ...` is the same as the `asr` command."""
 
-from asr.cli import main
+from asr.cli import run
 
-raise SystemExit(main())
+run()

@@ -31,7 +31,9 @@ one rank (a bug too) ends every rank at once, each with at most one line (asr.di
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import NoReturn
 
 from asr.commands import HelpFormatter, adapt, data, decoding, deploy, lm, rank_failed, say, training
 from asr.errors import AsrError
@@ -51,7 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    """Run the command `argv` (default: the process's arguments); returns its exit status."""
+    return _execute(build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+
+
+def run() -> NoReturn:
+    """The `asr` command (and `python -m asr`): the command, then the exit. A command marked
+    `quick_exit` (transcribe: its outputs written and closed, its threads joined) leaves without
+    Python's interpreter finalization, which costs about half a second once torch is loaded
+    (benchmarks/README.md, "transcribe.py again")."""
+    args = build_parser().parse_args()
+    code = _execute(args)
+    if getattr(args, "quick_exit", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _execute(args: argparse.Namespace) -> int:
     try:
         code = args.func(args)
     except AsrError as err:

@@ -57,7 +57,7 @@ def add_commands(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (under torchrun cuda is each rank's GPU)")
     add_threads_flag(p)
     add_precision_flag(p)
-    p.set_defaults(func=cmd_transcribe, finish=leave_rank)
+    p.set_defaults(func=cmd_transcribe, finish=leave_rank, quick_exit=True)
 
     p = add_command(sub, "explain", "draw one file's decoding: log-mel, per-frame posteriors, greedy path, timed words")
     p.add_argument("file", help="audio file")
