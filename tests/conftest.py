@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,11 @@ import torch
 
 from asr.audio import SAMPLE_RATE
 from asr.data.manifest import Utterance, write_manifest
+
+# A runner may start the tests with SIGINT ignored (a shell's `command &`, nohup), and the processes
+# the Ctrl-C tests start would inherit that and never see their Ctrl-C: give them the default back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Test models are tiny: one intra-op thread is as fast as two, and on a busy 2-core
 # machine two threads thrash (10 steps of the overfit run below: 35 s with two, 7 s with one).
