@@ -15,10 +15,11 @@ The product has no such hooks: the wrapping happens here, before `asr.cli.main` 
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import signal
 import sys
+
+from signal_after import resolve
 
 from asr.cli import main
 from asr.errors import AsrError
@@ -30,12 +31,7 @@ class InjectedError(AsrError):
 
 def fault_after(target: str, calls: int, fault: str) -> None:
     """Wrap `target` ("module:function" or "module:Class.method") so that its `calls`-th call does `fault`."""
-    module_name, _, dotted = target.partition(":")
-    *classes, name = dotted.split(".")
-    owner = importlib.import_module(module_name)
-    for attribute in classes:
-        owner = getattr(owner, attribute)
-    function = getattr(owner, name)
+    owner, name, function = resolve(target)
     count = 0
 
     @functools.wraps(function)

@@ -42,6 +42,16 @@ class SignalOnImport(importlib.abc.MetaPathFinder):
         return None
 
 
+
+def resolve(target: str) -> tuple[object, str, object]:
+    """"module:function" or "module:Class.method": (the module or class holding it, its name, it)."""
+    module_name, _, dotted = target.partition(":")
+    *classes, name = dotted.split(".")
+    owner = importlib.import_module(module_name)
+    for attribute in classes:
+        owner = getattr(owner, attribute)
+    return owner, name, getattr(owner, name)
+
 def signal_after(target: str, calls: int, signum: int, to_group: bool) -> None:
     """Wrap `target` ("module:function" or "module:Class.method") so that its `calls`-th return
     sends `signum`; or, for "import:module", send it when that module's import begins."""
@@ -55,12 +65,7 @@ def signal_after(target: str, calls: int, signum: int, to_group: bool) -> None:
         assert calls == 1, "an import happens once"
         sys.meta_path.insert(0, SignalOnImport(target.removeprefix("import:"), send))
         return
-    module_name, _, dotted = target.partition(":")
-    *classes, name = dotted.split(".")
-    owner = importlib.import_module(module_name)
-    for attribute in classes:
-        owner = getattr(owner, attribute)
-    function = getattr(owner, name)
+    owner, name, function = resolve(target)
     count = 0
 
     @functools.wraps(function)
